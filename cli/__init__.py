@@ -1,0 +1,1 @@
+"""The `genesis` command line (built with fire)."""

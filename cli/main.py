@@ -1,0 +1,24 @@
+"""Entry point of the `genesis` console command: one fire subcommand per job.
+
+Each subcommand lives in the module of the job it runs; this file only registers them.
+"""
+
+import fire
+
+
+def _commands() -> dict:
+    # Imported here so that `genesis --help` does not pay for torch/monai imports twice.
+    from monai_genesis.cli.gallery import show_corruptions
+
+    return {
+        "show-corruptions": show_corruptions,
+        "demo": show_corruptions,  # replaced by the pretraining demo once the bundle exists
+    }
+
+
+def main() -> None:
+    fire.Fire(_commands(), name="genesis")
+
+
+if __name__ == "__main__":
+    main()
