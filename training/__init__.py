@@ -1,0 +1,1 @@
+"""monai_genesis.training: engine pieces the bundles wire from their configs."""
