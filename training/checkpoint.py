@@ -1,0 +1,204 @@
+"""Last and best checkpoints of a training run, written atomically, and resuming from them."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from monai.utils import IgniteInfo, min_version, optional_import
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+
+__all__ = ["save_atomic", "resolve_resume_path", "TrainingCheckpointer"]
+
+_TRUE_WORDS = ("true", "yes", "1", "latest")
+_FALSE_WORDS = ("", "false", "no", "0", "none", "null")
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """
+    ``torch.save`` into a temporary file next to ``path``, flush it to disk, then rename it over
+    ``path``: a crash at any moment leaves either the previous file or the new one, never a torn one.
+
+    Args:
+        obj: what to save.
+        path: destination file; its folder is created if missing.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def resolve_resume_path(resume: Any, ckpt_dir: str | os.PathLike, filename: str = "latest.pt") -> str | None:
+    """
+    Turn the bundle's ``resume`` setting into a checkpoint path.
+
+    Args:
+        resume: False / None / "false" to start fresh; True / "true" / "latest" for ``ckpt_dir/filename``;
+            any other string is the path of a checkpoint.
+        ckpt_dir: folder of the run's checkpoints.
+        filename: name of the latest checkpoint in ``ckpt_dir``. Defaults to "latest.pt".
+
+    Raises:
+        FileNotFoundError: resuming was asked for but the checkpoint does not exist.
+    """
+    if resume is None or resume is False or (isinstance(resume, str) and resume.strip().lower() in _FALSE_WORDS):
+        return None
+    if resume is True or (isinstance(resume, str) and resume.strip().lower() in _TRUE_WORDS):
+        path = os.path.join(os.fspath(ckpt_dir), filename)
+    elif isinstance(resume, (str, os.PathLike)):
+        path = os.fspath(resume)
+    else:
+        raise ValueError(f"resume must be a bool or a checkpoint path, got {resume!r}.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"cannot resume: checkpoint '{path}' does not exist (resume={resume!r}).")
+    return path
+
+
+def _is_main_process() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class TrainingCheckpointer:
+    """
+    Ignite handler for the trainer: at the end of every epoch it writes the run's state to
+    ``latest_filename``, and to ``best_filename`` when the validation metric improved; at the start
+    it can restore such a file, so that training continues from the saved epoch with the same
+    optimizer, scheduler and early-stopping state.
+
+    Why not MONAI's ``CheckpointSaver`` / ``CheckpointLoader``: ``CheckpointSaver`` writes in place
+    (``atomic=False``) and deletes a fixed-name file before writing its replacement, so a crash
+    during the write can leave no valid "latest"; here every write goes through :py:func:`save_atomic`.
+    A loader in the trainer's handler list cannot reference the trainer in a bundle config (a
+    reference cycle); this handler takes the trainer from the event instead.
+
+    Each file holds ``{name: obj.state_dict() for name, obj in save_dict}`` plus ``epoch``,
+    ``iteration``, ``best_metric``, ``best_epoch``; it loads with ``torch.load(weights_only=True)``,
+    and MONAI's ``CheckpointLoader(load_dict={"model": net})`` reads its "model" entry.
+    Only the main process writes in distributed training; every process resumes.
+
+    Args:
+        save_dir: folder of the checkpoint files.
+        save_dict: objects to save and restore, e.g. ``{"model": net, "optimizer": opt, "lr_scheduler": sched}``;
+            each needs ``state_dict`` and ``load_state_dict``. Save the bare network, not a DDP wrapper.
+        validator: evaluator whose metric selects the best checkpoint; None writes only the latest.
+        key_metric_name: metric in ``validator.state.metrics``; default the validator's key metric.
+        lower_is_better: True for error metrics such as MSE (default), False for scores.
+        latest_filename: file written every epoch. Defaults to "latest.pt".
+        best_filename: file written when the metric improves. Defaults to "model.pt" (the name MONAI
+            bundles and MONAI Label load).
+        resume_from: checkpoint to restore when the trainer starts; None starts fresh.
+        map_location: ``torch.load`` map_location for resuming. Defaults to "cpu".
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        validator: Any | None = None,
+        key_metric_name: str | None = None,
+        lower_is_better: bool = True,
+        latest_filename: str = "latest.pt",
+        best_filename: str = "model.pt",
+        resume_from: str | os.PathLike | None = None,
+        map_location: Any = "cpu",
+    ) -> None:
+        if not save_dict:
+            raise ValueError("save_dict must name at least one object to save, e.g. {'model': network}.")
+        reserved = {"epoch", "iteration", "best_metric", "best_epoch"} & set(save_dict)
+        if reserved:
+            raise ValueError(f"save_dict keys {sorted(reserved)} are reserved for the run state.")
+        self.save_dir = os.fspath(save_dir)
+        self.save_dict = dict(save_dict)
+        self.validator = validator
+        self.key_metric_name = key_metric_name
+        self.lower_is_better = lower_is_better
+        self.latest_filename = latest_filename
+        self.best_filename = best_filename
+        self.resume_from = None if resume_from is None else os.fspath(resume_from)
+        self.map_location = map_location
+        self.best_metric = math.inf if lower_is_better else -math.inf
+        self.best_epoch = 0
+        self.logger = logging.getLogger(__name__)
+
+    def attach(self, engine) -> None:
+        """Register with the trainer: resume on STARTED, save on EPOCH_COMPLETED."""
+        self.logger = engine.logger
+        if self.resume_from is not None:
+            engine.add_event_handler(Events.STARTED, self.resume)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+
+    def state(self, engine) -> dict:
+        """The checkpoint content at the trainer's current state."""
+        ckpt = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        ckpt.update(
+            epoch=int(engine.state.epoch),
+            iteration=int(engine.state.iteration),
+            best_metric=float(self.best_metric),
+            best_epoch=int(self.best_epoch),
+        )
+        return ckpt
+
+    def epoch_completed(self, engine) -> None:
+        """Save "best" when the validator's metric improved this epoch, then "latest"."""
+        improved = self._update_best(engine.state.epoch)
+        if not _is_main_process():
+            return
+        ckpt = self.state(engine)
+        if improved:
+            save_atomic(ckpt, os.path.join(self.save_dir, self.best_filename))
+            self.logger.info(f"epoch {engine.state.epoch}: new best {self._metric_name()} {self.best_metric:.6f}, saved {self.best_filename}")
+        save_atomic(ckpt, os.path.join(self.save_dir, self.latest_filename))
+
+    def resume(self, engine) -> None:
+        """Restore the objects and the trainer's epoch and iteration from ``resume_from``."""
+        ckpt = torch.load(self.resume_from, map_location=self.map_location, weights_only=True)
+        missing = [k for k in list(self.save_dict) + ["epoch", "iteration"] if k not in ckpt]
+        if missing:
+            raise ValueError(f"checkpoint '{self.resume_from}' lacks {missing}; it was not written by TrainingCheckpointer.")
+        for name, obj in self.save_dict.items():
+            obj.load_state_dict(ckpt[name])
+        # Set epoch/iteration directly (not Engine.load_state_dict, whose keys differ between ignite
+        # versions), and keep the configured max_epochs so that a resumed run can be extended.
+        engine.state.epoch = int(ckpt["epoch"])
+        engine.state.iteration = int(ckpt["iteration"])
+        self.best_metric = float(ckpt.get("best_metric", self.best_metric))
+        self.best_epoch = int(ckpt.get("best_epoch", 0))
+        self.logger.info(f"resumed from '{self.resume_from}' at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+        if engine.state.max_epochs is not None and engine.state.epoch >= engine.state.max_epochs:
+            self.logger.warning(f"the checkpoint is at epoch {engine.state.epoch} >= max_epochs {engine.state.max_epochs}: nothing to train.")
+
+    def _metric_name(self) -> str | None:
+        if self.key_metric_name is not None:
+            return self.key_metric_name
+        return getattr(self.validator.state, "key_metric_name", None) if self.validator is not None else None
+
+    def _update_best(self, epoch: int) -> bool:
+        name = self._metric_name()
+        if self.validator is None or name is None or name not in self.validator.state.metrics:
+            return False
+        # only when the validator ran at this epoch (it may run every N epochs)
+        if getattr(self.validator.state, "epoch", None) != epoch:
+            return False
+        value = float(self.validator.state.metrics[name])
+        better = value < self.best_metric if self.lower_is_better else value > self.best_metric
+        if better:
+            self.best_metric, self.best_epoch = value, epoch
+        return better
