@@ -25,14 +25,15 @@ class ResumableEarlyStopHandler(EarlyStopHandler):
     def set_trainer(self, trainer) -> None:
         super().set_trainer(trainer)
         if self._pending_state is not None:
-            self._handler.load_state_dict(self._pending_state)
+            self._apply(self._pending_state)
             self._pending_state = None
 
     def state_dict(self) -> dict:
-        """Counter and best score of the wrapped ignite ``EarlyStopping`` (empty before ``set_trainer``)."""
+        """``{"counter", "best_score"}`` of the wrapped ignite ``EarlyStopping`` (empty before ``set_trainer``)."""
         if self._handler is None:
             return dict(self._pending_state or {})
-        return dict(self._handler.state_dict())
+        # Only these two attributes: ignite's own state_dict gained keys in 0.5 that 0.4 cannot load.
+        return {"counter": int(self._handler.counter), "best_score": self._handler.best_score}
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore the counter and best score; an empty dict leaves a fresh state."""
@@ -41,4 +42,8 @@ class ResumableEarlyStopHandler(EarlyStopHandler):
         if self._handler is None:
             self._pending_state = dict(state_dict)
         else:
-            self._handler.load_state_dict(state_dict)
+            self._apply(state_dict)
+
+    def _apply(self, state: Mapping) -> None:
+        self._handler.counter = int(state["counter"])
+        self._handler.best_score = state["best_score"]
