@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "luna16_section",
     "assign_folds",
     "split_cases",
+    "open_temporary",
     "write_json_atomic",
     "make_datalist",
 ]
@@ -132,12 +133,21 @@ def split_cases(
     return {case: split[case] for case in ordered}
 
 
+def open_temporary(path: str) -> tuple[int, str]:
+    """Create ``<path>.<pid>.<random>.tmp`` next to ``path`` (mode 0o666 less the umask, unlike mkstemp)."""
+    while True:
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def write_json_atomic(data, path: str | os.PathLike) -> None:
     """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    handle, tmp = open_temporary(path)
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(data, stream, indent=2)
