@@ -130,7 +130,7 @@ def make_chest_ct(
     if not 0.0 <= float(noise_hu) <= 200.0:
         raise ValueError(f"noise_hu must be in [0, 200] HU, got {noise_hu!r}")
     orientation = Orientation.create(shape, spacing, direction, origin)
-    uid = make_uid(rng) if seriesuid is None else str(seriesuid)
+    uid = make_uid(rng, "chest-ct") if seriesuid is None else str(seriesuid)
 
     grid = Grid(shape, spacing)
     thorax = build_thorax(grid, rng)
@@ -209,8 +209,8 @@ def _false_positives(hu, thorax, grid: Grid, rng, count: int, nodules_mm) -> tup
         return all(np.linalg.norm(point - c) > d / 2 + margin for _, _, d, c in nodules_mm)
 
     points, sources = [], []
-    # bifurcations of vessels thick enough to look like a small nodule in cross-section
-    forks = branch_points(thorax.arteries + thorax.veins, min_radius_mm=1.2 * min(grid.spacing))
+    # bifurcations of vessels thick enough to show as a bright blob of a voxel or more
+    forks = branch_points(thorax.arteries + thorax.veins, min_radius_mm=0.6 * min(grid.spacing))
     forks = [p for p in forks[rng.permutation(len(forks))] if _in_mask(thorax.lung, grid, p) and clear_of_nodules(p)]
     for point in forks[: count - count // 2]:
         points.append(point)

@@ -122,7 +122,7 @@ def make_ctpa(
     if not 0.0 <= float(noise_hu) <= 200.0:
         raise ValueError(f"noise_hu must be in [0, 200] HU, got {noise_hu!r}")
     orientation = Orientation.create(shape, spacing, direction, origin)
-    uid = make_uid(rng) if seriesuid is None else str(seriesuid)
+    uid = make_uid(rng, "ctpa") if seriesuid is None else str(seriesuid)
 
     grid = Grid(shape, spacing)
     contrast = rng.uniform(0.8, 1.25)  # bolus timing varies between patients

@@ -16,6 +16,7 @@ Conventions (all phantom modules):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -92,10 +93,13 @@ def case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([check_seed(seed), int(index)]).generate_state(1)[0])
 
 
-def make_uid(rng: np.random.Generator) -> str:
-    """A DICOM-style UID under the UUID-derived root 2.25 (LUNA16 names its series by UID)."""
-    value = int.from_bytes(rng.bytes(15), "big")  # 120 bits: at most 42 characters in all
-    return f"2.25.{value}"
+def make_uid(rng: np.random.Generator, namespace: str) -> str:
+    """A DICOM-style UID under the UUID-derived root 2.25 (LUNA16 names its series by UID).
+
+    ``namespace`` (e.g. the phantom kind) keeps the UIDs of different kinds apart for one seed.
+    """
+    digest = hashlib.sha256(namespace.encode() + rng.bytes(16)).digest()
+    return f"2.25.{int.from_bytes(digest[:15], 'big')}"  # 120 bits: at most 42 characters in all
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ _ITK_DTYPES = (np.uint8, np.int16, np.float32)
 
 def check_formats(formats) -> tuple[str, ...]:
     """Normalise a format choice: "nii.gz", "mhd", "both", or a sequence of the first two."""
+    given = formats
     if isinstance(formats, str):
         formats = IMAGE_FORMATS if formats == "both" else tuple(f.strip() for f in formats.split(","))
     try:
@@ -30,7 +31,7 @@ def check_formats(formats) -> tuple[str, ...]:
     except TypeError:
         result = ()
     if not result or any(f not in IMAGE_FORMATS for f in result):
-        raise ValueError(f"format must be 'nii.gz', 'mhd' or 'both', got {formats!r}")
+        raise ValueError(f"format must be 'nii.gz', 'mhd' or 'both', got {given!r}")
     return result
 
 
