@@ -10,11 +10,13 @@ def _commands() -> dict:
     # Imported here so that `genesis --help` does not pay for torch/monai imports twice.
     from monai_genesis.cli.gallery import show_corruptions
     from monai_genesis.cli.data_commands import datalist_command, prepare_cubes_command
+    from monai_genesis.cli.synth import synth
 
     return {
         "show-corruptions": show_corruptions,
         "prepare-cubes": prepare_cubes_command,
         "datalist": datalist_command,
+        "synth": synth,
         "demo": show_corruptions,  # replaced by the pretraining demo once the bundle exists
     }
 
