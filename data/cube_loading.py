@@ -86,7 +86,9 @@ class LoadCube(Transform):
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
                 raise ValueError(f"{filename}: cube index must be an integer, got {index!r}.")
             if not 0 <= int(index) < shard.shape[0]:
-                raise IndexError(f"{filename}: cube index {index} is out of range; the shard holds {shard.shape[0]} cubes.")
+                raise IndexError(
+                    f"{filename}: cube index {index} is out of range; the shard holds {shard.shape[0]} cubes."
+                )
             cube = shard[int(index)]
         else:
             raise ValueError(f"{filename}: expected an (N, H, W, D) shard, got shape {shard.shape} (index {index}).")

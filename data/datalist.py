@@ -23,6 +23,7 @@ __all__ = [
     "LUNA16_SUBSET_FOLDS",
     "case_id_of",
     "find_volumes",
+    "find_luna16_volumes",
     "luna16_subset_of",
     "luna16_section",
     "assign_folds",
@@ -62,14 +63,7 @@ def luna16_section(subset: int) -> str:
     return LUNA16_SUBSET_FOLDS[subset]
 
 
-def find_volumes(folder: str | os.PathLike) -> list[str]:
-    """Sorted paths of every NIfTI/MetaImage volume under ``folder`` (recursively, hidden files skipped).
-
-    Raises:
-        FileNotFoundError: ``folder`` does not exist.
-        NotADirectoryError: ``folder`` is a file.
-        ValueError: no volume was found, or two volumes share a case id.
-    """
+def _scan_volumes(folder: str | os.PathLike) -> list[str]:
     folder = os.fspath(folder)
     if not os.path.exists(folder):
         raise FileNotFoundError(f"{folder}: no such folder.")
@@ -81,9 +75,44 @@ def find_volumes(folder: str | os.PathLike) -> list[str]:
         paths += [os.path.join(root, f) for f in files if not f.startswith(".") and volume_suffix(f)]
     if not paths:
         raise ValueError(f"{folder}: no volumes found (looked for {', '.join(VOLUME_SUFFIXES)} files).")
-    paths.sort()
+    return sorted(paths)
+
+
+def find_volumes(folder: str | os.PathLike) -> list[str]:
+    """Sorted paths of every NIfTI/MetaImage volume under ``folder`` (recursively, hidden files skipped).
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        NotADirectoryError: ``folder`` is a file.
+        ValueError: no volume was found, or two volumes share a case id.
+    """
+    paths = _scan_volumes(folder)
     _check_unique_ids(paths)
     return paths
+
+
+def find_luna16_volumes(folder: str | os.PathLike, luna16_subsets: bool | None = None) -> tuple[list[str], dict | None]:
+    """Volumes of ``folder`` and, in LUNA16 mode, their subset numbers.
+
+    LUNA16 mode (``luna16_subsets`` True, or None with any ``subset0..9`` folder present) keeps only
+    the volumes inside subset folders, so that the LUNA16 root can be given as it is distributed
+    (its ``seg-lungs-LUNA16`` masks share the scans' names and are left out).
+
+    Returns:
+        (sorted paths, {path: subset} or None when not in LUNA16 mode).
+    """
+    folder = os.fspath(folder)
+    paths = _scan_volumes(folder)
+    subsets = {p: luna16_subset_of(os.path.relpath(p, folder)) for p in paths}
+    found = any(s is not None for s in subsets.values())
+    if luna16_subsets and not found:
+        raise ValueError(f"{folder}: luna16_subsets=True but no volume lies in a subset0..subset9 folder.")
+    if luna16_subsets is False or not found:
+        _check_unique_ids(paths)
+        return paths, None
+    paths = [p for p in paths if subsets[p] is not None]
+    _check_unique_ids(paths)
+    return paths, {p: subsets[p] for p in paths}
 
 
 def _check_unique_ids(paths: Iterable[str]) -> None:
@@ -203,18 +232,15 @@ def make_datalist(
         val_fold: fold moved to "validation"; None keeps every case in "training".
         test_dir: optional folder of unlabelled test volumes.
         luna16_subsets: None detects ``subsetN`` folders; True requires them; False ignores them.
+            In LUNA16 mode only volumes inside subset folders are listed.
 
     Returns:
         The datalist dict (as written).
     """
     images_dir = os.fspath(images_dir)
-    images = find_volumes(images_dir)
+    images, subsets = find_luna16_volumes(images_dir, luna16_subsets)
+    luna = subsets is not None
     base = os.path.dirname(os.path.abspath(output_json)) if output_json is not None else os.getcwd()
-    subsets = {p: luna16_subset_of(os.path.relpath(p, images_dir)) for p in images}
-    luna = all(s is not None for s in subsets.values()) if luna16_subsets is None else bool(luna16_subsets)
-    if luna and any(s is None for s in subsets.values()):
-        outside = [p for p, s in subsets.items() if s is None][:3]
-        raise ValueError(f"{images_dir}: luna16_subsets=True but some volumes are not in subset0-9 folders: {outside}")
     if val_fold is not None and not 0 <= val_fold < num_folds:
         raise ValueError(f"val_fold: expected None or 0..{num_folds - 1}, got {val_fold}.")
     labels = _match_labels(images, os.fspath(labels_dir)) if labels_dir is not None else {}

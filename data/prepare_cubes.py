@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from monai_genesis.data.cube_extraction import VolumeTooSmallError, extract_cubes
 from monai_genesis.data.datalist import (
     SECTIONS,
     case_id_of,
-    find_volumes,
+    find_luna16_volumes,
     luna16_section,
-    luna16_subset_of,
     open_temporary,
     split_cases,
     write_json_atomic,
@@ -74,6 +74,7 @@ def collect_cases(inputs: str | os.PathLike, luna16_subsets: bool | None = None)
         inputs: a folder (NIfTI/MetaImage files, recursively) or a JSON datalist whose
             "training"/"validation"/"test" items are paths or dicts with an "image" path.
         luna16_subsets: None detects LUNA16 ``subset0..9`` folders; True requires them; False ignores them.
+            In LUNA16 mode only volumes inside subset folders are used (not ``seg-lungs-LUNA16``).
 
     Returns:
         Sorted list of {"case_id", "image", "section"} dicts; "section" is the datalist section or
@@ -84,16 +85,10 @@ def collect_cases(inputs: str | os.PathLike, luna16_subsets: bool | None = None)
         raise FileNotFoundError(f"{inputs}: no such folder or datalist file.")
     cases = []
     if os.path.isdir(inputs):
-        for path in find_volumes(inputs):
-            subset = luna16_subset_of(os.path.relpath(path, inputs))
-            cases.append({"case_id": case_id_of(path), "image": path, "subset": subset})
-        has_subsets = [c["subset"] is not None for c in cases]
-        luna = all(has_subsets) if luna16_subsets is None else bool(luna16_subsets)
-        if luna and not all(has_subsets):
-            raise ValueError(f"{inputs}: luna16_subsets=True but some volumes are not inside subset0..subset9 folders.")
-        for case in cases:
-            subset = case.pop("subset")
-            case["section"] = luna16_section(subset) if luna else None
+        paths, subsets = find_luna16_volumes(inputs, luna16_subsets)
+        for path in paths:
+            section = luna16_section(subsets[path]) if subsets is not None else None
+            cases.append({"case_id": case_id_of(path), "image": path, "section": section})
     elif inputs.lower().endswith(".json"):
         data = _read_json(inputs, "datalist")
         if not isinstance(data, dict) or not any(isinstance(data.get(s), list) for s in SECTIONS):
@@ -195,9 +190,7 @@ def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict
     """Load one volume, extract its cubes, write its shard; return {"case_id", "num_cubes"} or a skip "reason"."""
     try:
         volume = load_volume(image, dtype=None)  # stored dtype (int16 for LUNA16): half the memory
-    except FileNotFoundError as err:
-        return {"case_id": case_id, "reason": f"unreadable: {err}"}
-    except ValueError as err:
+    except (FileNotFoundError, ValueError) as err:
         return {"case_id": case_id, "reason": f"unreadable: {err}"}
     try:
         cubes = extract_cubes(np.asarray(volume.as_tensor()), seed=_case_rng(seed, case_id), **options)
@@ -207,7 +200,8 @@ def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict
         return {"case_id": case_id, "reason": f"unreadable: {err}"}
     if len(cubes) == 0:
         draws = options["num_cubes"] * options.get("max_draws_per_cube", 50)
-        return {"case_id": case_id, "reason": f"no lung-like crops: none of {draws} random crops passed the lung filter"}
+        reason = f"no lung-like crops: none of {draws} random crops passed the lung filter"
+        return {"case_id": case_id, "reason": reason}
     _save_npy_atomic(cubes.astype(SHARD_DTYPE), shard)
     return {"case_id": case_id, "num_cubes": int(len(cubes))}
 
@@ -215,18 +209,7 @@ def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict
 def _init_worker() -> None:
     """Single-threaded workers that leave Ctrl-C to the parent (which lets in-flight volumes finish)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    try:
-        import itk
-
-        itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(1)
-    except (ImportError, AttributeError):
-        pass
+    torch.set_num_threads(1)  # ITK reads ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1 from the environment
 
 
 def _shard_cube_count(path: str, cube_size: tuple[int, int, int]) -> int | None:
@@ -238,7 +221,9 @@ def _shard_cube_count(path: str, cube_size: tuple[int, int, int]) -> int | None:
     except (ValueError, OSError):
         return None
     if len(shape) != 4 or tuple(shape[1:]) != tuple(cube_size):
-        raise ValueError(f"{path}: holds cubes of shape {shape[1:]}, expected {tuple(cube_size)}; use a new output_dir.")
+        raise ValueError(
+            f"{path}: holds cubes of shape {shape[1:]}, expected {tuple(cube_size)}; use a new output_dir."
+        )
     return int(shape[0])
 
 

@@ -90,6 +90,10 @@ def test_luna16_subsets_datalist(tmp_path):
     assert data["split"]["kind"] == "luna16_subsets"
     plain = make_datalist(tmp_path / "luna", None, luna16_subsets=False, val_fold=None)
     assert plain["numTraining"] == 10
+    # The distributed LUNA16 root also holds lung masks named like the scans: they are left out.
+    _touch_nifti(tmp_path / "luna" / "seg-lungs-LUNA16" / "scan3.nii.gz")
+    assert make_datalist(tmp_path / "luna", None) == make_datalist(tmp_path / "luna", None, luna16_subsets=True)
+    assert make_datalist(tmp_path / "luna", None)["numTraining"] == 5
 
 
 def test_test_dir_and_cli(tmp_path, capsys):
@@ -122,5 +126,5 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         find_volumes(images)
     with pytest.raises(ValueError, match="val_fold"):
         make_datalist(tmp_path / "a" / "labels", None, val_fold=7, num_folds=5)
-    with pytest.raises(ValueError, match="luna16_subsets=True"):
+    with pytest.raises(ValueError, match="luna16_subsets=True but no volume lies in a subset0..subset9"):
         make_datalist(tmp_path / "a" / "labels", None, luna16_subsets=True)

@@ -169,6 +169,7 @@ def test_luna16_subsets_datalist_input_and_split_file(tmp_path):
     luna = tmp_path / "luna"
     for subset in (0, 5, 8):
         _mhd(luna / f"subset{subset}" / f"1.3.6.{subset}.mhd", _ct(seed=subset))
+    _mhd(luna / "seg-lungs-LUNA16" / "1.3.6.0.mhd", _ct(seed=0))  # lung masks: not pretraining input
     summary = prepare_cubes(luna, tmp_path / "out_luna", **SMALL)
     split = json.loads((tmp_path / "out_luna" / "split.json").read_text())
     assert split == {"1.3.6.0": "training", "1.3.6.5": "validation", "1.3.6.8": "test"}
@@ -230,7 +231,7 @@ def test_cli_parses_triples_and_prints_a_summary(tmp_path, capsys):
         (lambda d: _folder(d / "in", 1), {"workers": 0}, ValueError, "workers"),
         (lambda d: _folder(d / "in", 1), {"scale": 0}, ValueError, "scale"),
         (lambda d: _folder(d / "in", 1), {"split": "missing_split.json"}, FileNotFoundError, "split file not found"),
-        (lambda d: _folder(d / "in", 1), {"luna16_subsets": True}, ValueError, "subset0..subset9"),
+        (lambda d: _folder(d / "in", 1), {"luna16_subsets": True}, ValueError, "no volume lies in a subset0"),
     ],
 )
 def test_bad_inputs_give_clear_errors(tmp_path, make_input, kwargs, error, words):
