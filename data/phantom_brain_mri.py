@@ -20,6 +20,7 @@ from monai_genesis.data.phantom_shapes import (
     Orientation,
     case_orientation,
     case_seed,
+    check_count,
     check_seed,
     check_shape,
     check_spacing,
