@@ -132,40 +132,12 @@ def make_ctpa(
 
     # thick enough arteries (main pulmonary to segmental; not the trunk, which starts inside the
     # heart), drawn with probability ~ radius^2
-    min_radius = 1.2 * max(spacing[0], spacing[1])
+    min_radius = 1.0 * max(spacing[0], spacing[1])
     arteries = [s for s in thorax.arteries if min(s.radius_start, s.radius_end) >= min_radius and -1 <= s.generation <= 3]
     if num_emboli and not arteries:
         raise ValueError(f"no artery is wide enough for emboli at spacing {spacing}; use a larger shape or finer spacing")
     emboli_mask = np.zeros(shape, np.uint8)
-    emboli_mm, used = [], []
-    weights = np.array([s.radius_end**2 for s in arteries])
-    for _ in range(num_emboli):
-        label = len(emboli_mm) + 1
-        for _ in range(50):
-            seg = arteries[rng.choice(len(arteries), p=weights / weights.sum())]
-            t = rng.uniform(0.25, 0.75)
-            centre = seg.start + t * (seg.end - seg.start)
-            if all(np.linalg.norm(centre - c) > r + 4.0 for c, r in used):
-                break
-        vessel_radius = seg.radius_start + t * (seg.radius_end - seg.radius_start)
-        length = min(vessel_radius * rng.uniform(3.0, 6.0), np.linalg.norm(seg.end - seg.start))
-        width = vessel_radius * rng.uniform(0.55, 1.0)
-        axis = (seg.end - seg.start) / np.linalg.norm(seg.end - seg.start)
-        side = np.cross(axis, rng.standard_normal(3))
-        centre = centre + side / np.linalg.norm(side) * (vessel_radius - width) * rng.uniform(0, 1)
-        occ = _spindle(grid, centre, axis, length / 2, width)
-        if occ is None:
-            continue
-        box, occupancy = occ
-        occupancy *= np.clip(lumen[box] * 2 - 1, 0, 1)  # only inside the lumen
-        region = emboli_mask[box]
-        voxels = (occupancy >= 0.5) & (region == 0)
-        if not voxels.any():
-            continue
-        blend(hu[box], occupancy, rng.uniform(30.0, 70.0))
-        region[voxels] = label
-        used.append((centre, length / 2 + vessel_radius))
-        emboli_mm.append((label, length, 2 * width, width >= 0.9 * vessel_radius, centre))
+    emboli_mm, used = _place_emboli(hu, lumen, emboli_mask, grid, rng, arteries, num_emboli)
 
     fp_points, fp_sources = _false_positives(hu, thorax, grid, rng, num_false_positives, used, min_radius)
 
@@ -197,6 +169,46 @@ def make_ctpa(
         candidate_sources=[sources[i] for i in order],
         seriesuid=uid,
     )
+
+
+def _place_emboli(hu, lumen, emboli_mask, grid: Grid, rng, arteries, count: int):
+    """Paint ``count`` emboli into random arteries; returns their records and (centre, reach) list."""
+    weights = np.array([s.radius_end**2 for s in arteries])
+    emboli_mm, used = [], []
+    for _ in range(50 * count):
+        if len(emboli_mm) == count:
+            break
+        seg = arteries[rng.choice(len(arteries), p=weights / weights.sum())]
+        t = rng.uniform(0.25, 0.75)
+        centre = seg.start + t * (seg.end - seg.start)
+        if any(np.linalg.norm(centre - c) <= r + 2 * max(grid.spacing) for c, r in used):
+            continue
+        vessel_radius = seg.radius_start + t * (seg.radius_end - seg.radius_start)
+        length = min(vessel_radius * rng.uniform(3.0, 6.0), np.linalg.norm(seg.end - seg.start))
+        width = vessel_radius * rng.uniform(0.55, 1.0)
+        axis = (seg.end - seg.start) / np.linalg.norm(seg.end - seg.start)
+        side = np.cross(axis, rng.standard_normal(3))
+        centre = centre + side / np.linalg.norm(side) * (vessel_radius - width) * rng.uniform(0, 1)
+        found = _spindle(grid, centre, axis, length / 2, width)
+        if found is None:
+            continue
+        box, occupancy = found
+        occupancy *= np.clip(lumen[box] * 2 - 1, 0, 1)  # only inside the lumen
+        region = emboli_mask[box]
+        voxels = (occupancy >= 0.5) & (region == 0)
+        if voxels.sum() < 2:  # too thin to show at this resolution: try another artery
+            continue
+        label = len(emboli_mm) + 1
+        blend(hu[box], occupancy, rng.uniform(30.0, 70.0))
+        region[voxels] = label
+        used.append((centre, length / 2 + vessel_radius))
+        emboli_mm.append((label, length, 2 * width, width >= 0.9 * vessel_radius, centre))
+    if len(emboli_mm) < count:
+        raise ValueError(
+            f"could place only {len(emboli_mm)} of num_emboli={count} emboli in a {grid.shape} volume at "
+            f"{grid.spacing} mm; use fewer emboli, a larger shape or a finer spacing"
+        )
+    return emboli_mm, used
 
 
 def _where(orientation: Orientation, centre_mm):
