@@ -11,13 +11,14 @@ def _commands() -> dict:
     from monai_genesis.cli.gallery import show_corruptions
     from monai_genesis.cli.data_commands import datalist_command, prepare_cubes_command
     from monai_genesis.cli.synth import synth
+    from monai_genesis.cli.demo import demo
 
     return {
         "show-corruptions": show_corruptions,
         "prepare-cubes": prepare_cubes_command,
         "datalist": datalist_command,
         "synth": synth,
-        "demo": show_corruptions,  # replaced by the pretraining demo once the bundle exists
+        "demo": demo,
     }
 
 
