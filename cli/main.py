@@ -12,6 +12,7 @@ def _commands() -> dict:
     from monai_genesis.cli.data_commands import datalist_command, prepare_cubes_command
     from monai_genesis.cli.synth import synth
     from monai_genesis.cli.demo import demo
+    from monai_genesis.cli.convert import convert_weights
 
     return {
         "show-corruptions": show_corruptions,
@@ -19,6 +20,7 @@ def _commands() -> dict:
         "datalist": datalist_command,
         "synth": synth,
         "demo": demo,
+        "convert-weights": convert_weights,
     }
 
 

@@ -1,7 +1,6 @@
 """Load Models Genesis weights (published, plain or this project's checkpoints) into the networks."""
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Union
@@ -103,22 +102,21 @@ def read_state_dict(source: Source) -> Dict[str, torch.Tensor]:
 
 
 def _is_channel_expansion(value: torch.Tensor, target: torch.Tensor) -> bool:
-    """True when only the input-channel axis differs and the target has more input channels."""
+    """True when only the input-channel axis differs and the target has a multiple of its channels."""
     return (
         value.dim() == target.dim() == 5
         and value.shape[0] == target.shape[0]
         and value.shape[2:] == target.shape[2:]
         and target.shape[1] > value.shape[1]
+        and target.shape[1] % value.shape[1] == 0
     )
 
 
 def _adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """Repeat the input-channel axis to ``in_channels`` and rescale by the channel ratio, so that an
-    input whose channels all equal x gives the same first-layer response as x did with the original
-    weights (exactly so when ``in_channels`` is a multiple of the original count)."""
-    repeats = math.ceil(in_channels / weight.shape[1])
-    adapted = weight.repeat(1, repeats, 1, 1, 1)[:, :in_channels]
-    return adapted * (weight.shape[1] / in_channels)
+    """Repeat the input-channel axis to ``in_channels`` (a multiple of the original count) and divide
+    by the ratio, so an input whose channels repeat x responds as x did with the original weights."""
+    ratio = in_channels // weight.shape[1]
+    return weight.repeat(1, ratio, 1, 1, 1) / ratio
 
 
 def load_genesis_weights(
@@ -128,7 +126,7 @@ def load_genesis_weights(
     Load Models Genesis weights (Zhou et al., MICCAI 2019) into a :py:class:`UNet3D`,
     :py:class:`GenesisClassifier` or :py:class:`GenesisEncoder`, and log what was done.
 
-    Two differences are bridged and reported: a first convolution with another number of input
+    Two differences are bridged and reported: a first convolution with a multiple of the input
     channels (e.g. BraTS' 4 modalities from the 1-channel CT model) is adapted by repeating its
     weights over the channels and dividing by the channel ratio; an output layer (``out_tr.final_conv``,
     ``dense_2``) whose class count differs is left freshly initialised. Any other difference raises

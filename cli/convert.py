@@ -1,0 +1,49 @@
+"""`genesis convert-weights`: a Models Genesis checkpoint to a MONAI-bundle `models/model.pt`."""
+
+import os
+
+import torch
+
+from monai_genesis.networks import GenesisClassifier, GenesisEncoder, UNet3D, load_genesis_weights, read_state_dict
+
+__all__ = ["convert_weights"]
+
+FIRST_CONV = "down_tr64.ops.0.conv1.weight"
+DEEPEST_CONV = "down_tr512.ops.1.conv1.weight"
+
+
+def _network_for(state: dict) -> torch.nn.Module:
+    """The network whose layers the state dict describes (shapes read from the weights themselves)."""
+    for key in (FIRST_CONV, DEEPEST_CONV):
+        if key not in state:
+            raise ValueError(f"not a Models Genesis checkpoint: no '{key}' among its keys {list(state)[:8]}...")
+    in_channels = state[FIRST_CONV].shape[1]
+    width = state[DEEPEST_CONV].shape[0] / 512
+    if "out_tr.final_conv.weight" in state:
+        out_channels = state["out_tr.final_conv.weight"].shape[0]
+        return UNet3D(in_channels, out_channels, width, out_activation=None, channels_last=False)
+    if "dense_2.weight" in state:
+        return GenesisClassifier(in_channels, state["dense_2.weight"].shape[0], width, channels_last=False)
+    return GenesisEncoder(in_channels, width, channels_last=False)
+
+
+def convert_weights(src: str, dst: str, overwrite: bool = False) -> str:
+    """
+    Convert a Models Genesis checkpoint (the published ``Genesis_Chest_CT.pt``, an ignite/MONAI
+    checkpoint or a state dict) into a plain state dict without 'module.' prefixes, as MONAI bundles
+    keep in ``models/model.pt``. The weights are checked by loading them strictly into the network
+    they describe (UNet3D, GenesisClassifier or encoder) before anything is written.
+
+    Args:
+        src: checkpoint to read (with ``torch.load(weights_only=True)``).
+        dst: file to write, e.g. ``bundles/genesis_pretrain/models/model.pt``; folders are created.
+        overwrite: replace ``dst`` if it exists. Defaults to False.
+    """
+    if os.path.exists(dst) and not overwrite:
+        raise FileExistsError(f"'{dst}' exists; pass --overwrite to replace it.")
+    state = read_state_dict(src)
+    network = _network_for(state)
+    load_genesis_weights(network, state, part="all", strict=True)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    torch.save({k: v.contiguous().clone() for k, v in state.items()}, dst)
+    return f"wrote {len(state)} tensors of a {type(network).__name__} (width {network.width:g}) to {dst}"
