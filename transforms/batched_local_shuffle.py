@@ -1,0 +1,69 @@
+"""Local pixel shuffling of a whole batch on its own device (torch), each cube with its own boxes."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["local_shuffle_batch"]
+
+_RANDOM_BITS = 40  # random part of the sort keys; the box id sits above it
+
+
+def _uniform(shape, generator, device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+
+
+def local_shuffle_batch(
+    images: torch.Tensor, generator: torch.Generator | None = None, num_blocks: int = 10000, max_block=None
+) -> torch.Tensor:
+    """
+    Local pixel shuffling (Zhou et al., Models Genesis) of every cube in a (B, C, H, W, D) tensor.
+
+    Same rule as :py:class:`RandLocalPixelShuffle`, computed with device-side tensor ops only:
+    all (box, voxel) pairs are listed, a scatter-max of the box id gives each voxel's last box,
+    and one sort of (box id, random key) gives every box a uniform permutation (ties in the random
+    keys, about 1e-5 per batch, trigger a redraw of the keys, so the permutations stay exact).
+
+    Args:
+        images: (B, C, H, W, D) tensor, any device.
+        generator: torch Generator on the images' device (None: torch's global one).
+        num_blocks: boxes per cube. Defaults to 10,000.
+        max_block: largest box side per axis; default (H // 10, W // 10, D // 10).
+    """
+    batch, channels, *spatial = images.shape
+    device = images.device
+    max_block = max_block or tuple(s // 10 for s in spatial)
+    voxels = spatial[0] * spatial[1] * spatial[2]
+    strides = (spatial[1] * spatial[2], spatial[2], 1)
+    boxes = batch * num_blocks
+    u = _uniform((6, boxes), generator, device)
+    size = [(u[a] * max_block[a]).long() + 1 for a in range(3)]
+    corner = [(u[3 + a] * (spatial[a] - size[a] + 1)).long() for a in range(3)]
+    counts = size[0] * size[1] * size[2]
+    total = int(counts.sum())
+    box = torch.repeat_interleave(torch.arange(boxes, device=device), counts, output_size=total)
+    local = torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[box]
+    yz, bz = (size[1] * size[2])[box], size[2][box]
+    i = torch.div(local, yz, rounding_mode="floor")
+    rest = local - i * yz
+    j = torch.div(rest, bz, rounding_mode="floor")
+    base = torch.div(torch.arange(boxes, device=device), num_blocks, rounding_mode="floor") * voxels
+    base += corner[0] * strides[0] + corner[1] * strides[1] + corner[2]
+    dest = base[box] + i * strides[0] + j * strides[1] + (rest - j * bz)
+    owner = torch.full((batch * voxels,), -1, dtype=torch.long, device=device)
+    owner.scatter_reduce_(0, dest, box, reduce="amax")
+    visible = owner[dest] == box
+    # Pairs are listed box by box in voxel order; sorting (box, random key) permutes within boxes,
+    # so pair t of a box takes the voxel of the pair that lands at t: src = dest[order].
+    while True:
+        keys = (box << _RANDOM_BITS) | torch.randint(
+            0, 1 << _RANDOM_BITS, (total,), generator=generator, device=device
+        )
+        sorted_keys, order = torch.sort(keys)
+        if not bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
+            break
+    dst, src = dest[visible], dest[order][visible]
+    flat = images.transpose(0, 1).reshape(channels, batch * voxels)
+    out = flat.clone()
+    out[:, dst] = flat[:, src]
+    return out.reshape(channels, batch, *spatial).transpose(0, 1).contiguous()
