@@ -240,6 +240,8 @@ def _false_positives(hu, thorax, grid: Grid, rng, count: int, nodules_mm) -> tup
             blend(hu[box], occupancy, rng.uniform(10.0, 50.0))
         points.append(point)
         sources.append("pleural-bump")
+    if len(points) < count:
+        raise ValueError(f"could place only {len(points)} of num_false_positives={count} look-alikes; use fewer")
     return points, sources
 
 

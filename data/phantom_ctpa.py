@@ -132,7 +132,7 @@ def make_ctpa(
 
     # thick enough arteries (main pulmonary to segmental; not the trunk, which starts inside the
     # heart), drawn with probability ~ radius^2
-    min_radius = 1.0 * max(spacing[0], spacing[1])
+    min_radius = 0.8 * max(spacing[0], spacing[1])
     arteries = [s for s in thorax.arteries if min(s.radius_start, s.radius_end) >= min_radius and -1 <= s.generation <= 3]
     if num_emboli and not arteries:
         raise ValueError(f"no artery is wide enough for emboli at spacing {spacing}; use a larger shape or finer spacing")
@@ -201,12 +201,16 @@ def _place_emboli(hu, lumen, emboli_mask, grid: Grid, rng, arteries, count: int)
         label = len(emboli_mm) + 1
         blend(hu[box], occupancy, rng.uniform(30.0, 70.0))
         region[voxels] = label
+        # the listed centre is the embolus voxel nearest to its centroid (inside it, even when eccentric)
+        corner = np.array([b.start for b in box], float)
+        inside = (np.argwhere(voxels) + corner) * np.asarray(grid.spacing)
+        centre = inside[np.argmin(np.linalg.norm(inside - inside.mean(axis=0), axis=1))]
         used.append((centre, length / 2 + vessel_radius))
         emboli_mm.append((label, length, 2 * width, width >= 0.9 * vessel_radius, centre))
     if len(emboli_mm) < count:
         raise ValueError(
-            f"could place only {len(emboli_mm)} of num_emboli={count} emboli in a {grid.shape} volume at "
-            f"{grid.spacing} mm; use fewer emboli, a larger shape or a finer spacing"
+            f"could place only {len(emboli_mm)} of num_emboli={count} emboli in a {grid.shape} volume: its "
+            "arteries are too thin in voxels (the anatomy scales with the shape); use fewer emboli or a larger shape"
         )
     return emboli_mm, used
 
@@ -230,8 +234,10 @@ def _spindle(grid: Grid, centre, axis, half_length: float, radius: float):
 
 def _false_positives(hu, thorax, grid: Grid, rng, count: int, emboli, min_radius: float):
     """Look-alikes, cycling through ``FALSE_POSITIVE_KINDS``; lymph nodes and artefacts are painted."""
+    margin = 3 * max(grid.spacing[:2])
+
     def clear(point):
-        return all(np.linalg.norm(point - c) > r + 5.0 for c, r in emboli + taken)
+        return all(np.linalg.norm(point - c) > r + margin for c, r in emboli + taken)
 
     def on_segment(segments):
         seg = segments[rng.integers(len(segments))]
@@ -242,10 +248,10 @@ def _false_positives(hu, thorax, grid: Grid, rng, count: int, emboli, min_radius
     veins = [s for s in thorax.veins if s.radius_end >= 0.8 * min_radius]
     forks = branch_points(thorax.arteries, min_radius_mm=min_radius)
     points, sources, taken = [], [], []
-    for attempt in range(20 * count):
+    for attempt in range(50 * count):
         if len(points) >= count:
             break
-        kind = FALSE_POSITIVE_KINDS[len(points) % len(FALSE_POSITIVE_KINDS)]
+        kind = FALSE_POSITIVE_KINDS[attempt % len(FALSE_POSITIVE_KINDS)]  # a missing kind is skipped
         if kind in ("lymph-node", "mixing-artefact") and wide:
             seg, point, radius = on_segment(wide)
             axis = (seg.end - seg.start) / np.linalg.norm(seg.end - seg.start)
@@ -277,6 +283,8 @@ def _false_positives(hu, thorax, grid: Grid, rng, count: int, emboli, min_radius
         points.append(np.asarray(point, float))
         sources.append(kind)
         taken.append((points[-1], 2.0))
+    if len(points) < count:
+        raise ValueError(f"could place only {len(points)} of num_false_positives={count} look-alikes; use fewer")
     return points, sources
 
 

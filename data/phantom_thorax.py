@@ -112,7 +112,7 @@ def build_thorax(grid: Grid, rng: np.random.Generator, hu_table: dict | None = N
     lung_rho = wall_inner - 0.015
     # mediastinum half-width: narrow in front (anterior junction), wider behind and at the top
     front_to_back = np.clip((v + 0.5) / 0.6, 0, 1)
-    half_width = 0.045 + 0.06 * front_to_back + 0.035 * np.clip((w - 0.65) / 0.2, 0, 1)
+    half_width = 0.035 + 0.055 * front_to_back + 0.035 * np.clip((w - 0.65) / 0.2, 0, 1)
     band = np.abs(u - 0.015) < half_width
     outline = trunk.rho * (1 + 0.02 * smooth_noise(grid.shape[:2] + (1,), rng, 12.0)[:, :, 0])
     lung = trunk.cavity[:, :, None] & (outline[:, :, None] < lung_rho * apex_taper[None, None, :]) & ~band

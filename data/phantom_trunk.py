@@ -52,7 +52,7 @@ class Trunk:
 def build_trunk(
     grid: Grid,
     rng: np.random.Generator,
-    semi_axes=(0.9, 0.66),
+    semi_axes=(0.92, 0.68),
     fat_thickness: float = 0.07,
     muscle_thickness: float = 0.06,
     cavity_hu: float = -90.0,
@@ -73,7 +73,7 @@ def build_trunk(
     u2, v2 = u[:, :, 0], v[:, :, 0]  # (X, 1) and (1, Y)
     a, b = (s * rng.uniform(0.96, 1.03) for s in semi_axes)
     centre_v = 0.02
-    fat = fat_thickness * rng.uniform(0.7, 1.4)
+    fat = fat_thickness * rng.uniform(0.6, 1.2)
     rho = np.sqrt(ellipse_level((u2, v2), (0.0, centre_v), (a, b))).astype(np.float32)
     body = rho < 1
     wall_inner = 1 - fat - muscle_thickness

@@ -130,7 +130,7 @@ def test_same_seed_same_volume(make, kwargs):
         (make_brain_mri, dict(noise=2.0), "noise"),
         (make_brain_mri, dict(seed="a"), "seed"),
         (make_brain_mri, dict(direction=np.diag([1.0, 2.0, 1.0])), "direction"),
-        (make_ctpa, dict(shape=(64, 64, 40), num_emboli=3), "could place only"),  # arteries too thin
+        (make_ctpa, dict(shape=(40, 40, 40), num_emboli=3), "could place only"),  # arteries too thin
     ],
 )
 def test_bad_arguments_give_clear_errors(make, kwargs, message):
