@@ -199,3 +199,18 @@ def test_writer_bad_inputs_are_named(tmp_path, oblique_affine):
     blocker.write_text("a file where the output folder should go")
     with pytest.raises(NotADirectoryError, match="taken.*not a directory"):
         write_chest_ct_dataset(blocker, num_cases=1)
+
+
+def test_the_project_reader_finds_the_nodules_from_candidates_csv(dataset):
+    # the reading side (data/io.py) with LUNA16's convention: candidates are LPS world mm
+    from monai_genesis.data.io import load_volume, world_to_voxel as io_world_to_voxel
+
+    out, _ = dataset
+    with open(out / "candidates.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["class"] == "1"]
+    for case in json.loads((out / "dataset.json").read_text())["cases"]:
+        label = load_volume(out / case["labels"]["mhd"], dtype=None)
+        for row in (r for r in rows if r["seriesuid"] == case["id"]):
+            world = [float(row["coordX"]), float(row["coordY"]), float(row["coordZ"])]
+            voxel = np.rint(io_world_to_voxel(world, label, space="LPS")).astype(int)
+            assert int(np.asarray(label)[tuple(voxel)]) > 0
