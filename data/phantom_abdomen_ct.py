@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
 from monai_genesis.data.phantom_shapes import (
     Grid,
-    HasGeometry,
-    Orientation,
     Segment,
     blend,
-    case_orientation,
     case_seed,
     check_count,
     check_range,

@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
 from monai_genesis.data.phantom_shapes import (
     Grid,
-    HasGeometry,
-    Orientation,
-    case_orientation,
     case_seed,
     check_count,
     check_seed,

@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from monai_genesis.data.phantom_chest_ct import CANDIDATE_COLUMNS
+from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
 from monai_genesis.data.phantom_shapes import (
     Grid,
-    HasGeometry,
-    Orientation,
     blend,
     branch_points,
-    case_orientation,
     case_seed,
     check_count,
     check_seed,

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from monai_genesis.data.phantom_shapes import geometry_from_affine, ras_to_lps
+from monai_genesis.data.phantom_geometry import geometry_from_affine, ras_to_lps
 
 IMAGE_FORMATS = ("nii.gz", "mhd")
 _ITK_DTYPES = (np.uint8, np.int16, np.float32)

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from monai_genesis.data.phantom_chest_ct import CANDIDATE_COLUMNS, make_chest_ct
-from monai_genesis.data.phantom_shapes import rotation_deg, voxel_to_world, world_to_voxel
+from monai_genesis.data.phantom_geometry import rotation_deg, voxel_to_world, world_to_voxel
 
 SMALL = dict(shape=(64, 64, 48), spacing=(1.4, 1.4, 2.5))  # a 90 x 90 x 120 mm chest at low resolution
 
@@ -94,7 +94,7 @@ def test_candidates_mix_nodules_and_look_alikes(chests):
         positives = world[np.array(classes) == 1]
         centres = np.array([n.centre_world for n in ct.nodules])
         assert np.allclose(np.sort(positives, axis=0), np.sort(centres, axis=0))
-        voxels = world_to_voxel(ct.affine_lps, world)
+        voxels = world_to_voxel(world, ct.affine_lps)
         assert np.all(voxels > -0.5) and np.all(voxels < np.array(ct.image.shape) - 0.5)
         for (x, y, z), label, source in zip(np.rint(voxels).astype(int), classes, ct.candidate_sources):
             patch = ct.image[max(x - 1, 0) : x + 2, max(y - 1, 0) : y + 2, max(z - 1, 0) : z + 2].astype(float)
@@ -129,7 +129,7 @@ def test_direction_moves_the_grid_not_the_patient():
     rotation = rotation_deg(3, -4, 9)
     oblique = make_chest_ct(**SMALL, seed=5, num_nodules=2, direction=rotation)
     assert np.array_equal(oblique.image, plain.image)
-    centre = voxel_to_world(plain.affine_lps, (np.array(SMALL["shape"]) - 1) / 2)[0]
+    centre = voxel_to_world((np.array(SMALL["shape"]) - 1) / 2, plain.affine_lps)[0]
     for a, b in zip(plain.nodules, oblique.nodules):
         assert np.allclose(b.centre_world, centre + rotation @ (np.array(a.centre_world) - centre), atol=1e-6)
     assert np.allclose(oblique.affine_lps[:3, :3] / oblique.spacing, rotation)

@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from monai_genesis.cli.synth import run_synth, synth
 from monai_genesis.data.phantom_chest_ct import make_chest_ct, write_chest_ct_dataset
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.data.phantom_geometry import (
     affine_from_geometry,
     geometry_from_affine,
     lps_to_ras,
@@ -42,9 +42,9 @@ def dataset(tmp_path_factory):
 
 def test_world_voxel_maps_are_inverse_and_lps_ras_flip_x_y(oblique_affine):
     points = np.array([[0, 0, 0], [10.5, 3.25, 7], [63, 63, 39]], float)
-    world = voxel_to_world(oblique_affine, points)
-    assert np.allclose(world_to_voxel(oblique_affine, world), points)
-    lps = voxel_to_world(ras_to_lps(oblique_affine), points)
+    world = voxel_to_world(points, oblique_affine)
+    assert np.allclose(world_to_voxel(world, oblique_affine), points)
+    lps = voxel_to_world(points, ras_to_lps(oblique_affine))
     assert np.allclose(lps, world * [-1, -1, 1])
     assert np.allclose(lps_to_ras(ras_to_lps(oblique_affine)), oblique_affine)
     spacing, origin, direction = geometry_from_affine(ras_to_lps(oblique_affine))
@@ -121,12 +121,12 @@ def test_candidate_coordinates_are_lps_world_of_the_loaded_volumes(dataset, read
             assert len(positives) == 2
             for row in positives:
                 world = np.array([float(row["coordX"]), float(row["coordY"]), float(row["coordZ"])])
-                voxel = np.rint(world_to_voxel(lps_affine, world)[0]).astype(int)
+                voxel = np.rint(world_to_voxel(world, lps_affine)[0]).astype(int)
                 value = int(mask[tuple(voxel)])
                 assert value > 0  # the candidate's world position lands in its nodule
                 centroid = ndimage.center_of_mass(mask == value)
                 # the mask centroid, mapped with the loaded affine, is near the listed centre
-                assert np.linalg.norm(voxel_to_world(lps_affine, centroid)[0] - world) < 2 * max(spacing)
+                assert np.linalg.norm(voxel_to_world(centroid, lps_affine)[0] - world) < 2 * max(spacing)
     assert any(not np.allclose(d, np.eye(3)) for d in directions)  # an oblique or feet-first case
     assert all(np.linalg.norm(o) > 1 for o in origins)
 

@@ -10,7 +10,7 @@ from scipy import ndimage
 from monai_genesis.data.phantom_abdomen_ct import make_abdomen_ct
 from monai_genesis.data.phantom_brain_mri import BRATS_LABELS, MODALITIES, make_brain_mri
 from monai_genesis.data.phantom_ctpa import FALSE_POSITIVE_KINDS, make_ctpa
-from monai_genesis.data.phantom_shapes import world_to_voxel
+from monai_genesis.data.phantom_geometry import world_to_voxel
 from monai_genesis.data.phantom_writers import write_phantom_dataset
 
 CT_SMALL = dict(shape=(96, 96, 48), spacing=(0.9, 0.9, 2.0))
@@ -54,7 +54,7 @@ def test_ctpa_candidates_label_emboli_and_look_alikes(ctpas):
         assert classes.count(1) == len(ct.emboli) == 3 and classes.count(0) == 8
         sources |= set(ct.candidate_sources)
         world = np.array([[r["coordX"], r["coordY"], r["coordZ"]] for r in ct.candidates])
-        voxels = np.rint(world_to_voxel(ct.affine_lps, world)).astype(int)
+        voxels = np.rint(world_to_voxel(world, ct.affine_lps)).astype(int)
         for voxel, label, source in zip(voxels, classes, ct.candidate_sources):
             assert (source == "embolus") == (label == 1)
             if label == 1:
