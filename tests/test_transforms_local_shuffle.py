@@ -1,0 +1,192 @@
+"""Local pixel shuffling: exact semantics against a sequential reference, statistics, determinism, types."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+import monai_genesis.transforms.local_shuffle_kernel as kernel
+from monai_genesis.transforms import RandLocalPixelShuffle, RandLocalPixelShuffled
+from monai_genesis.transforms.local_shuffle_kernel import local_shuffle_indices
+
+
+def _boxes_like_kernel(shape, seed, num_blocks, max_block):
+    """Box sizes and corners as the kernel draws them (its first draw from the generator)."""
+    u = np.random.Generator(np.random.PCG64(seed)).random((6, num_blocks))
+    size = [(u[a] * max_block[a]).astype(int) + 1 for a in range(3)]
+    corner = [(u[3 + a] * (shape[a] - size[a] + 1)).astype(int) for a in range(3)]
+    return size, corner
+
+
+def _sequential_owner(shape, size, corner):
+    owner = -np.ones(shape, int)
+    for b in range(size[0].size):
+        owner[tuple(slice(corner[a][b], corner[a][b] + size[a][b]) for a in range(3))] = b
+    return owner.ravel()
+
+
+@pytest.fixture(params=[False, True], ids=["tables", "arithmetic"])
+def path(request, monkeypatch):
+    """Run the kernel through its lookup-table path and its arithmetic path."""
+    if request.param:
+        monkeypatch.setattr(kernel, "_MAX_TABLE_ENTRIES", 0)
+    kernel._plan.cache_clear()
+    yield request.param
+    kernel._plan.cache_clear()
+
+
+@pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((20, 30, 10), 1), ((33, 47, 25), 2)])
+def test_kernel_matches_sequential_boxes(path, shape, seed):
+    """Later boxes win; each visible voxel reads a distinct voxel of its own box."""
+    num_blocks, max_block = 600, tuple(s // 10 for s in shape)
+    dst, src = local_shuffle_indices(shape, np.random.Generator(np.random.PCG64(seed)), num_blocks)
+    size, corner = _boxes_like_kernel(shape, seed, num_blocks, max_block)
+    owner = _sequential_owner(shape, size, corner)
+    np.testing.assert_array_equal(dst, np.flatnonzero(owner >= 0))
+    box = owner[dst]
+    coords = np.unravel_index(src, shape)
+    for a in range(3):
+        assert np.all((coords[a] >= corner[a][box]) & (coords[a] < corner[a][box] + size[a][box]))
+    pairs = box.astype(np.int64) * (1 << 32) + src
+    assert np.unique(pairs).size == pairs.size
+    # Boxes left fully visible receive a full permutation of their own voxels.
+    counts = np.bincount(box, minlength=num_blocks)
+    full = np.flatnonzero(counts == size[0] * size[1] * size[2])
+    assert full.size > 10
+    for b in full[:20]:
+        np.testing.assert_array_equal(np.sort(src[box == b]), np.sort(dst[box == b]))
+
+
+def test_single_box_preserves_its_multiset_and_nothing_else_changes():
+    rng = np.random.RandomState(0)
+    for seed in range(30):
+        img = rng.rand(2, 20, 20, 10).astype(np.float32)
+        t = RandLocalPixelShuffle(prob=1.0, num_blocks=1)
+        t.set_random_state(seed)
+        out = t(img)
+        changed = np.flatnonzero((out != img).any(0).ravel())
+        if changed.size == 0:
+            continue
+        box = np.argwhere((out != img).any(0))
+        lo, hi = box.min(0), box.max(0) + 1
+        assert np.all(hi - lo <= [2, 2, 1])  # sides // 10
+        region = (slice(None),) + tuple(slice(a, b) for a, b in zip(lo, hi))
+        for c in range(2):
+            np.testing.assert_array_equal(np.sort(out[region][c].ravel()), np.sort(img[region][c].ravel()))
+        # Channels move together: the same permutation for both.
+        src_index = {v: i for i, v in enumerate(img[0].ravel())}
+        moved = [src_index[v] for v in out[0].ravel()]
+        np.testing.assert_array_equal(out[1].ravel(), img[1].ravel()[moved])
+
+
+def test_box_sizes_and_corners_cover_their_ranges():
+    """One box per draw on a unique-valued line: its extent shows size 1..3, corner 0..n-size."""
+    shape, max_block = (12, 1, 1), (3, 1, 1)
+    seen = set()
+    for seed in range(600):
+        dst, _ = local_shuffle_indices(shape, np.random.Generator(np.random.PCG64(seed)), 1, max_block)
+        seen.add((int(dst.min()), int(dst.size)))
+        assert dst.max() - dst.min() + 1 == dst.size <= 3
+    expected = {(c, s) for s in (1, 2, 3) for c in range(0, 12 - s + 1)}
+    assert seen == expected
+
+
+def test_row_permutations_are_uniform():
+    """Every permutation of a 3-voxel box equally likely (chi-square over 12,000 boxes)."""
+    plan = kernel._plan((30, 30, 30), (3, 3, 3))
+    counts = np.full(12000, 3)
+    keys, row_start = kernel._row_keys(plan, np.random.Generator(np.random.PCG64(5)), counts)
+    mask = (1 << plan.low_bits) - 1
+    rows = (keys[row_start[:, None] + np.arange(3)] & mask).astype(int)
+    assert np.all(np.sort(rows, axis=1) == [0, 1, 2])
+    codes = rows[:, 0] * 9 + rows[:, 1] * 3 + rows[:, 2]
+    observed = np.array([np.sum(codes == p[0] * 9 + p[1] * 3 + p[2]) for p in itertools.permutations(range(3))])
+    chi2 = ((observed - 2000) ** 2 / 2000).sum()
+    assert chi2 < 25.7, observed  # 5 degrees of freedom, p = 1e-4
+
+
+def test_tied_random_keys_are_redrawn(monkeypatch):
+    """Force ties (tiny random field): rows are redrawn until ties vanish, permutations stay valid."""
+    plan = kernel._Plan((30, 30, 30), (3, 3, 3))
+    plan.low_bits = 29  # leaves 2 random bits: ties in most rows of 4
+    keys, row_start = kernel._row_keys(plan, np.random.Generator(np.random.PCG64(1)), np.full(200, 3))
+    rows = keys[row_start[:, None] + np.arange(3)]
+    random_part = rows >> np.uint32(29)
+    assert np.all(np.diff(random_part.astype(int), axis=1) > 0)
+    assert np.all(np.sort(rows & np.uint32((1 << 29) - 1), axis=1) == [0, 1, 2])
+
+
+def _reference_changed_fraction(shape, seed):
+    """The reference's sequential loop (restated from the spec), for the changed-voxel fraction."""
+    rng = np.random.RandomState(seed)
+    img = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    out = img.copy()
+    m = [s // 10 for s in shape]
+    for _ in range(10000):
+        size = [rng.randint(1, k + 1) for k in m]
+        corner = [rng.randint(0, s - b + 1) for s, b in zip(shape, size)]
+        box = tuple(slice(c, c + b) for c, b in zip(corner, size))
+        out[box] = rng.permutation(img[box].ravel()).reshape(size)
+    return (out != img).mean()
+
+
+def test_changed_fraction_matches_reference_loop():
+    shape = (30, 30, 20)
+    ours = []
+    for seed in range(4):
+        t = RandLocalPixelShuffle(prob=1.0)
+        t.set_random_state(seed)
+        img = np.arange(np.prod(shape), dtype=np.float32).reshape((1,) + shape)
+        ours.append((t(img) != img).mean())
+    reference = np.mean([_reference_changed_fraction(shape, s) for s in range(2)])
+    assert abs(np.mean(ours) - reference) < 0.01, (ours, reference)
+    assert 0.5 < reference < 0.95
+
+
+def test_application_rate():
+    t = RandLocalPixelShuffle()  # prob 0.5
+    t.set_random_state(3)
+    hits = 0
+    for _ in range(4000):
+        t.randomize((64, 64, 32))
+        hits += t._do_transform
+    assert abs(hits / 4000 - 0.5) < 4 * np.sqrt(0.25 / 4000)
+
+
+def test_same_seed_same_output_numpy_torch_metatensor():
+    img = np.random.RandomState(0).rand(1, 32, 32, 20).astype(np.float32)
+    outs = []
+    for data in (img, torch.from_numpy(img), MetaTensor(torch.from_numpy(img), meta={"filename_or_obj": "x.nii"})):
+        t = RandLocalPixelShuffle(prob=1.0)
+        t.set_random_state(7)
+        out = t(data)
+        assert type(out) is type(data)
+        outs.append(np.asarray(out))
+    assert isinstance(out, MetaTensor) and out.meta["filename_or_obj"] == "x.nii"
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    t = RandLocalPixelShuffle(prob=1.0)
+    t.set_random_state(8)
+    assert not np.array_equal(t(img), outs[0])
+
+
+def test_dictionary_form_applies_one_draw_to_all_keys():
+    img = np.random.RandomState(1).rand(1, 20, 20, 10).astype(np.float32)
+    t = RandLocalPixelShuffled(["a", "b"], prob=1.0)
+    t.set_random_state(0)
+    out = t({"a": img, "b": img.copy(), "c": img})
+    np.testing.assert_array_equal(out["a"], out["b"])
+    assert out["c"] is img and not np.array_equal(out["a"], img)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_in_cuda_out():
+    img = torch.rand(1, 32, 32, 20, device="cuda")
+    t = RandLocalPixelShuffle(prob=1.0)
+    t.set_random_state(0)
+    out = t(img)
+    assert out.device == img.device
+    t.set_random_state(0)
+    np.testing.assert_array_equal(out.cpu().numpy(), t(img.cpu()).numpy())
