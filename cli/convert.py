@@ -5,10 +5,10 @@ import os
 import torch
 
 from monai_genesis.networks import GenesisClassifier, GenesisEncoder, UNet3D, load_genesis_weights, read_state_dict
+from monai_genesis.networks.weights import FIRST_CONV
 
 __all__ = ["convert_weights"]
 
-FIRST_CONV = "down_tr64.ops.0.conv1.weight"
 DEEPEST_CONV = "down_tr512.ops.1.conv1.weight"
 
 

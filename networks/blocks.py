@@ -6,6 +6,8 @@ so the published checkpoint keys (``down_tr64.ops.0.conv1.weight``, ``...bn1.run
 small blocks keep the reference layout instead.
 """
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -94,12 +96,13 @@ class OutputTransition(nn.Module):
             "none"/None for logits (losses such as ``DiceCELoss``/``BCEWithLogitsLoss``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, activation: str = "sigmoid") -> None:
+    def __init__(self, in_channels: int, out_channels: int, activation: Optional[str] = "sigmoid") -> None:
         super().__init__()
-        if activation not in OUT_ACTIVATIONS:
-            raise ValueError(f"out_activation must be one of {OUT_ACTIVATIONS} or None, got {activation!r}.")
+        name = "none" if activation is None else str(activation).lower()
+        if name not in OUT_ACTIVATIONS:
+            raise ValueError(f"out_activation must be 'sigmoid', 'softmax' or None, got {activation!r}.")
         self.final_conv = nn.Conv3d(in_channels, out_channels, kernel_size=1)
-        self.activation = activation
+        self.activation = name  # a string, not Optional, so TorchScript compares it simply
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.final_conv(x)

@@ -27,7 +27,8 @@ class GenesisClassifier(GenesisEncoder):
         width: multiplier of the published filter counts. Defaults to 1.0.
         batch_stats_in_eval: batch statistics in evaluation too, as the reference; see
             :py:class:`GenesisBatchNorm3d`. Defaults to False.
-        channels_last: compute in ``torch.channels_last_3d`` memory format. Defaults to True.
+        channels_last: compute in ``torch.channels_last_3d`` memory format (see
+            :py:class:`GenesisEncoder`). Defaults to True.
     """
 
     def __init__(

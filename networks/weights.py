@@ -27,7 +27,8 @@ Source = Union[str, os.PathLike, Mapping]
 
 @dataclass
 class GenesisLoadReport:
-    """What :py:func:`load_genesis_weights` did, key by key (target names, without 'module.')."""
+    """What :py:func:`load_genesis_weights` did, key by key (target names, without 'module.').
+    ``loaded`` includes the adapted keys; ``reinitialised`` keys were left as the model had them."""
 
     source: str
     part: str
