@@ -27,7 +27,7 @@ def parse_triplet(value, name: str, cast=int) -> tuple | None:
     return numbers
 
 
-def run_synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, shape=None, spacing=None, format: str = "nii.gz"):
+def run_synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, shape=None, spacing=None, format=None):
     """Validate the command-line values and write the dataset; returns the written paths.
 
     Raises ValueError (or NotADirectoryError) with a message naming the bad argument.
@@ -40,7 +40,9 @@ def run_synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, sha
         raise ValueError(f"--num_cases must be a positive integer, got {num_cases!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
-    options = {"num_cases": num_cases, "seed": seed, "formats": check_formats(format)}
+    options = {"num_cases": num_cases, "seed": seed}
+    if format is not None:
+        options["formats"] = check_formats(format)
     if shape is not None:
         options["shape"] = parse_triplet(shape, "shape")
     if spacing is not None:
@@ -48,7 +50,7 @@ def run_synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, sha
     return write_phantom_dataset(kind, output_dir, **options)
 
 
-def synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, shape=None, spacing=None, format: str = "nii.gz") -> str:
+def synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, shape=None, spacing=None, format=None) -> str:
     """Write a synthetic dataset: chest-ct, ctpa, abdomen-ct or brain-mri.
 
     Args:
@@ -59,7 +61,7 @@ def synth(kind: str, output_dir: str, num_cases: int = 3, seed: int = 0, shape=N
         seed: dataset seed (same seed, same files).
         shape: volume size X,Y,Z (default 128,128,96).
         spacing: voxel size in mm X,Y,Z (default per kind, e.g. 0.7,0.7,1.25 for chest-ct).
-        format: nii.gz, mhd or both.
+        format: nii.gz, mhd or both (default: both for chest-ct, as LUNA16 ships .mhd; nii.gz otherwise).
     """
     try:
         paths = run_synth(kind, output_dir, num_cases, seed, shape, spacing, format)
