@@ -32,6 +32,7 @@ class RandGenesisCorruptionBatch(Randomizable):
         paint_prob: probability of painting. Defaults to 0.9.
         inpaint_prob: share of painting done as in-painting, the rest out-painting. Defaults to 0.2.
         validate: check shape and value range first (one device sync per batch). Defaults to True.
+        num_shuffle_blocks: boxes per local shuffling. Defaults to 10,000 (the reference).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class RandGenesisCorruptionBatch(Randomizable):
         paint_prob: float = 0.9,
         inpaint_prob: float = 0.2,
         validate: bool = True,
+        num_shuffle_blocks: int = 10000,
     ) -> None:
         for name, p in (
             ("flip_prob", flip_prob),
@@ -55,6 +57,7 @@ class RandGenesisCorruptionBatch(Randomizable):
         self.flip_prob, self.local_shuffle_prob, self.nonlinear_prob = flip_prob, local_shuffle_prob, nonlinear_prob
         self.paint_prob, self.inpaint_prob = paint_prob, inpaint_prob
         self.validate = validate
+        self.num_shuffle_blocks = num_shuffle_blocks
         self._seed: int | None = None
         self._generators: dict = {}
 
@@ -103,10 +106,10 @@ class RandGenesisCorruptionBatch(Randomizable):
         target = self._flip(x, g)
         out = target
         shuffle = self._draw(x.shape[0], g, x.device) < self.local_shuffle_prob
-        if bool(shuffle.any()):  # one sync per batch: only the chosen cubes are shuffled
+        if self.local_shuffle_prob > 0 and bool(shuffle.any()):  # one sync per batch: only the chosen cubes are shuffled
             chosen = shuffle.nonzero().squeeze(1)
             out = out.clone()
-            out[chosen] = local_shuffle_batch(out[chosen], g)
+            out[chosen] = local_shuffle_batch(out[chosen], g, self.num_shuffle_blocks)
         out = self._nonlinear(out, g)
         out = self._paint(out, g)
         return (out.clone() if out is target else out), target
@@ -128,6 +131,8 @@ class RandGenesisCorruptionBatch(Randomizable):
 
     def _nonlinear(self, x: torch.Tensor, g) -> torch.Tensor:
         """Per-cube Bezier curve (monotone or inverted), exact interpolation through a float64 table."""
+        if self.nonlinear_prob == 0:
+            return x
         batch, device = x.shape[0], x.device
         apply = self._draw(batch, g, device) < self.nonlinear_prob
         a, b, c, d = self._draw((4, batch, 1), g, device)
@@ -163,6 +168,8 @@ class RandGenesisCorruptionBatch(Randomizable):
         return mask.any(1)
 
     def _paint(self, x: torch.Tensor, g) -> torch.Tensor:
+        if self.paint_prob == 0:
+            return x
         batch, channels, *spatial = x.shape
         device = x.device
         paint = self._draw(batch, g, device) < self.paint_prob
