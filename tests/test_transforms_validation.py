@@ -123,3 +123,8 @@ def test_batch_checks():
 def test_bad_arguments(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_local_shuffle_of_a_whole_volume_asks_for_a_crop():
+    with pytest.raises(ValueError, match="crop pretraining cubes"):
+        RandLocalPixelShuffle(prob=1.0)(np.zeros((1, 512, 512, 300), np.float32))

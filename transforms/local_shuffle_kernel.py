@@ -23,6 +23,10 @@ import numpy as np
 
 __all__ = ["local_shuffle_indices", "max_block_sizes"]
 
+# Local shuffling is meant for pretraining cubes (64 x 64 x 32 needs about 250,000 box voxels);
+# beyond this many expected box voxels per draw it asks for a crop instead of exhausting memory.
+_MAX_EXPECTED_BOX_VOXELS = 30_000_000
+
 # Lookup tables for the visible-voxel stage are used while they stay this small (entries);
 # larger cubes decode box offsets arithmetically instead (same result, a little slower).
 _MAX_TABLE_ENTRIES = 1 << 22
@@ -188,6 +192,12 @@ def local_shuffle_indices(spatial_shape, rng: np.random.Generator, num_blocks: i
     """
     shape = tuple(int(s) for s in spatial_shape)
     max_block = tuple(int(m) for m in (max_block or max_block_sizes(shape)))
+    expected = num_blocks * np.prod([(m + 1) / 2 for m in max_block])
+    if expected > _MAX_EXPECTED_BOX_VOXELS:
+        raise ValueError(
+            f"local pixel shuffling of a {shape} image with {num_blocks} boxes up to {max_block} would move about "
+            f"{expected:.3g} voxels; crop pretraining cubes (e.g. 64 x 64 x 32) first."
+        )
     plan = _plan(shape, max_block)
     u = rng.random((6, num_blocks))
     sizes = [(u[a] * max_block[a]).astype(np.int32) + 1 for a in range(3)]
