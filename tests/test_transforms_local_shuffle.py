@@ -62,7 +62,7 @@ def test_kernel_matches_sequential_boxes(path, shape, seed):
 def test_single_box_preserves_its_multiset_and_nothing_else_changes():
     rng = np.random.RandomState(0)
     for seed in range(30):
-        img = rng.rand(2, 20, 20, 10).astype(np.float32)
+        img = np.stack([rng.permutation(4000), rng.rand(4000)]).reshape(2, 20, 20, 10).astype(np.float32)
         t = RandLocalPixelShuffle(prob=1.0, num_blocks=1)
         t.set_random_state(seed)
         out = t(img)

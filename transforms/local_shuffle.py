@@ -82,7 +82,7 @@ class RandLocalPixelShuffle(RandomizableTransform):
         if not self._do_transform or self._seed_state is None:
             return img
         shape = tuple(img.shape[1:])
-        rng = np.random.Generator(np.random.PCG64(self._seed_state))
+        rng = np.random.Generator(np.random.SFC64(self._seed_state))
         dst, src = local_shuffle_indices(shape, rng, self.num_blocks, self._max_block(shape))
         return apply_voxel_indices(img, dst, src)
 

@@ -52,6 +52,7 @@ class _Plan:
         candidates = sorted({1 << k for k in range(32)} | {3 << k for k in range(31)})
         widths = candidates[: next(i for i, c in enumerate(candidates) if c >= self.max_n) + 1]
         self.widths = np.array(widths, dtype=np.int64)
+        self.group_of_count = np.searchsorted(self.widths, np.arange(self.max_n + 1)).astype(np.int8)
         # Key layout: [padding flag | random bits | local index of the source voxel].
         self.low_bits = max(1, int(np.ceil(np.log2(self.max_n))))
         self.key_dtype = np.uint32 if 31 - self.low_bits >= 20 else np.uint64
@@ -109,12 +110,14 @@ def _owners(plan: _Plan, sizes, base) -> np.ndarray:
     n_lines = (sizes[oa] * sizes[ob]).astype(np.int32)
     first = np.cumsum(n_lines, dtype=np.int64) - n_lines
     box = np.repeat(np.arange(count, dtype=np.int32), n_lines)
+    # np.take: faster than fancy indexing for these int32 index arrays.
     table_row = ((sizes[ob] - 1) * plan.line_row - first).astype(np.int64)
-    line = plan.line_table[table_row[box] + np.arange(box.size)]
-    line += ((sizes[axis] - 1) * vox + base)[box]
+    line = np.take(plan.line_table, np.take(table_row, box) + np.arange(box.size))
+    line += np.take((sizes[axis] - 1) * vox + base, box)
     longest = plan.max_block[axis]
-    grids = np.full(longest * vox, -1, dtype=np.int32)
-    np.maximum.at(grids, line, box)
+    id_dtype = np.int16 if count < 2**15 else np.int32  # smaller grids: less memory traffic
+    grids = np.full(longest * vox, -1, dtype=id_dtype)
+    np.maximum.at(grids, line, box.astype(id_dtype, copy=False))
     grids = grids.reshape(longest, vox)
     # owner = max over e of shift_e(max over L > e of G_L): a Horner-like recurrence of shifts.
     # A line never crosses the cube border, so flat shifts need no masks.
@@ -146,17 +149,20 @@ def _fill_rows(plan: _Plan, rng: np.random.Generator, rows: np.ndarray, group: i
     rows.sort(axis=1)
     if w == 1:
         return np.zeros(0, dtype=np.int64)
-    # Sorted neighbours closer than 2**low share their random field. Padding never ties with a
-    # voxel (flag bit), only possibly with other padding: a harmless extra redraw.
-    gap = rows[:, 1:] - rows[:, :-1]
+    # Sorted neighbours closer than 2**low share their random field. The flat difference also
+    # compares a row's last key with the next row's first: a rare false alarm that only depends
+    # on the rows' extreme random values, never on their order, so redrawing keeps exactness.
+    # Padding never ties with a voxel (flag bit), only possibly with other padding: a harmless redraw.
+    flat = rows.reshape(-1)
+    gap = flat[1:] - flat[:-1]
     if gap.min() >= key_dtype(1 << low):
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero((gap < key_dtype(1 << low)).any(axis=1))
+    return np.unique(np.flatnonzero(gap < key_dtype(1 << low)) // w)
 
 
 def _row_keys(plan: _Plan, rng: np.random.Generator, counts: np.ndarray):
     """Sorted random keys, one row per box; the low bits of entry r hold the source of voxel r."""
-    groups = np.searchsorted(plan.widths, counts)
+    groups = np.take(plan.group_of_count, counts)  # int8: the stable argsort is a radix sort
     order = np.argsort(groups, kind="stable")
     per_group = np.bincount(groups, minlength=plan.widths.size)
     group_start = np.concatenate([[0], np.cumsum(per_group * plan.widths)])
@@ -208,19 +214,23 @@ def local_shuffle_indices(spatial_shape, rng: np.random.Generator, num_blocks: i
     counts = sizes[0] * sizes[1] * sizes[2]
     keys, row_start = _row_keys(plan, rng, counts)
     dst = np.flatnonzero(owner >= 0)
-    box = owner[dst]
+    box = np.take(owner, dst)
     mask = (1 << plan.low_bits) - 1
     if plan.use_tables:
         mx, my, mz = max_block
         sid = ((sizes[0] - 1) * my + sizes[1] - 1) * mz + sizes[2] - 1
-        local = plan.rank_table[(sid * plan.delta_range - base)[box] + dst]
+        local = np.take(plan.rank_table, np.take(sid * plan.delta_range - base, box) + dst)
+        index = np.take(row_start, box)
+        index += local
         if plan.key_dtype == np.uint32:  # real keys have the flag bit clear: read them as int32
-            source = keys.view(np.int32)[row_start[box] + local]
+            source = np.take(keys.view(np.int32), index)
         else:
-            source = keys[row_start[box] + local].astype(np.int64)
+            source = np.take(keys, index).astype(np.int64)
         source &= mask
-        source += (sid * plan.offset_width)[box]
-        return dst, base[box] + plan.offset_table[source]
+        source += np.take(sid * plan.offset_width, box)
+        src = np.take(plan.offset_table, source)
+        src += np.take(base, box)
+        return dst, src
     # Arithmetic path: decode (i, j, k) of the destination and of the source by division.
     delta = dst - base[box]
     yz, bz = (sizes[1] * sizes[2])[box].astype(np.int64), sizes[2][box].astype(np.int64)

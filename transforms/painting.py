@@ -106,7 +106,7 @@ class _RandPainting(RandomizableTransform):
             self._noise_seed = self.R.randint(0, 2**32, size=4, dtype=np.uint64)
 
     def _noise(self, shape, data):
-        rng = np.random.Generator(np.random.PCG64(self._noise_seed))
+        rng = np.random.Generator(np.random.SFC64(self._noise_seed))
         return _to_like(uniform_noise(rng, shape, _noise_dtype(data)), data)
 
     def __call__(self, img, randomize: bool = True):

@@ -1,20 +1,10 @@
-"""Random number helpers: bulk draws seeded from a MONAI transform's ``self.R``."""
+"""Bulk random draws: uniform noise from a numpy Generator (seeded from a transform's ``self.R``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["spawn_generator", "uniform_noise"]
-
-
-def spawn_generator(state: np.random.RandomState) -> np.random.Generator:
-    """
-    A fast numpy Generator seeded from ``state`` (a transform's ``self.R``).
-
-    Bulk draws (noise volumes, shuffle keys) come from it, so ``set_random_state`` still makes every
-    draw reproducible while the per-voxel numbers are made by PCG64 rather than the slower MT19937.
-    """
-    return np.random.Generator(np.random.PCG64(state.randint(0, 2**32, size=4, dtype=np.uint64)))
+__all__ = ["uniform_noise"]
 
 
 def uniform_noise(rng: np.random.Generator, shape, dtype=np.float32) -> np.ndarray:
