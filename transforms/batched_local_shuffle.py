@@ -64,6 +64,5 @@ def local_shuffle_batch(
             break
     dst, src = dest[visible], dest[order][visible]
     flat = images.transpose(0, 1).reshape(channels, batch * voxels)
-    out = flat.clone()
-    out[:, dst] = flat[:, src]
+    out = flat.clone().index_copy_(1, dst, flat.index_select(1, src))
     return out.reshape(channels, batch, *spatial).transpose(0, 1).contiguous()

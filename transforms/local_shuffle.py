@@ -24,8 +24,7 @@ def apply_voxel_indices(img, dst: np.ndarray, src: np.ndarray):
         flat = data.reshape(channels, -1)
         dst_t = torch.from_numpy(dst).to(data.device, non_blocking=True)
         src_t = torch.from_numpy(src.astype(np.int64, copy=False)).to(data.device, non_blocking=True)
-        out = flat.clone()
-        out[:, dst_t] = flat[:, src_t]
+        out = flat.clone().index_copy_(1, dst_t, flat.index_select(1, src_t))
     else:
         flat = data.reshape(channels, -1)
         out = flat.copy()

@@ -112,13 +112,14 @@ class BezierLookup:
             xs, ys = (torch.as_tensor(t, device=data.device) for t in (self.xs, self.ys))
             x = data.reshape(-1).to(torch.float64).clamp(0.0, 1.0)
             right = torch.searchsorted(xs, x, right=True).clamp_(1, xs.numel() - 1)
-            x0, x1, y0, y1 = xs[right - 1], xs[right], ys[right - 1], ys[right]
+            x0, x1, y0, y1 = (t.index_select(0, i) for t, i in ((xs, right - 1), (xs, right), (ys, right - 1), (ys, right)))
             width = x1 - x0
             frac = torch.where(width > 0, (x - x0) / torch.where(width > 0, width, 1.0), 0.0)
             return (y0 + frac * (y1 - y0)).reshape(data.shape).to(data.dtype)
-        t = (data.to(start.dtype) * self.cells).clamp_(0, self.cells)
+        t = (data.to(start.dtype) * self.cells).clamp_(0, self.cells).reshape(-1)
         cell = t.long()
-        return (start[cell] + (t - cell) * slope[cell]).to(data.dtype)
+        out = start.index_select(0, cell).addcmul_(t - cell, slope.index_select(0, cell))
+        return out.reshape(data.shape).to(data.dtype)
 
 
 class RandNonLinearIntensity(RandomizableTransform):
