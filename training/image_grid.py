@@ -57,13 +57,14 @@ def restoration_grid(
     return grid
 
 
-def save_grid_png(grid: np.ndarray, path: str | os.PathLike) -> str:
-    """Write a grey grid in [0, 1] as an 8-bit PNG (via matplotlib) and return its path."""
+def save_grid_png(grid: np.ndarray, path: str | os.PathLike, zoom: int = 4) -> str:
+    """Write a grey grid in [0, 1] as an 8-bit PNG (via matplotlib), each pixel ``zoom`` x ``zoom``; return the path."""
     import matplotlib.image
 
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    matplotlib.image.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)
+    zoomed = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
+    matplotlib.image.imsave(path, zoomed, cmap="gray", vmin=0.0, vmax=1.0)
     return path
 
 
