@@ -133,13 +133,18 @@ def _owners(plan: _Plan, sizes, base) -> np.ndarray:
     return owner
 
 
-def _fill_rows(plan: _Plan, rng: np.random.Generator, rows: np.ndarray, group: int, counts: np.ndarray):
-    """Write sorted keys into ``rows``; return the indices of rows whose random parts tie."""
-    key_dtype, low = plan.key_dtype, plan.low_bits
-    c, w = rows.shape
-    raw = rng.bit_generator.random_raw(-(-c * w * rows.itemsize // 8))
-    np.right_shift(raw.view(key_dtype)[: c * w].reshape(c, w), key_dtype(1), out=rows)
-    rows &= key_dtype(((1 << (plan.key_bits - 1)) - 1) ^ ((1 << low) - 1))  # keep the random field
+def _random_keys(plan: _Plan, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` keys with uniform random bits in the random field, zeros elsewhere."""
+    raw = rng.bit_generator.random_raw(-(-size * np.dtype(plan.key_dtype).itemsize // 8))
+    keys = raw.view(plan.key_dtype)[:size]
+    keys &= plan.key_dtype(((1 << (plan.key_bits - 1)) - 1) ^ ((1 << plan.low_bits) - 1))
+    return keys
+
+
+def _finish_rows(plan: _Plan, rows: np.ndarray, group: int, counts: np.ndarray) -> None:
+    """Add the column index (and the padding flag) to random keys, then sort each row."""
+    key_dtype = plan.key_dtype
+    w = rows.shape[1]
     if plan.column_keys is not None:
         rows |= plan.column_keys[group][counts]
     else:
@@ -147,17 +152,20 @@ def _fill_rows(plan: _Plan, rng: np.random.Generator, rows: np.ndarray, group: i
         rows |= cols
         rows |= (cols >= counts[:, None].astype(key_dtype)).astype(key_dtype) << key_dtype(plan.key_bits - 1)
     rows.sort(axis=1)
-    if w == 1:
+
+
+def _tied(plan: _Plan, keys: np.ndarray) -> np.ndarray:
+    """Positions p where sorted neighbours p, p + 1 share their random field (closer than 2**low).
+
+    Keys are compared across row ends too: a rare false alarm that depends only on two rows'
+    extreme random values, never on their order, so redrawing those rows keeps exactness.
+    Padding never ties with a voxel (flag bit), at most with other padding: a harmless redraw.
+    """
+    gap = keys[1:] - keys[:-1]
+    limit = plan.key_dtype(1 << plan.low_bits)
+    if gap.size == 0 or gap.min() >= limit:
         return np.zeros(0, dtype=np.int64)
-    # Sorted neighbours closer than 2**low share their random field. The flat difference also
-    # compares a row's last key with the next row's first: a rare false alarm that only depends
-    # on the rows' extreme random values, never on their order, so redrawing keeps exactness.
-    # Padding never ties with a voxel (flag bit), only possibly with other padding: a harmless redraw.
-    flat = rows.reshape(-1)
-    gap = flat[1:] - flat[:-1]
-    if gap.min() >= key_dtype(1 << low):
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.flatnonzero(gap < key_dtype(1 << low)) // w)
+    return np.flatnonzero(gap < limit)
 
 
 def _row_keys(plan: _Plan, rng: np.random.Generator, counts: np.ndarray):
@@ -170,17 +178,25 @@ def _row_keys(plan: _Plan, rng: np.random.Generator, counts: np.ndarray):
     rank = np.empty(counts.size, dtype=np.int64)
     rank[order] = np.arange(counts.size)
     row_start = group_start[groups] + (rank - first[groups]) * plan.widths[groups]
-    keys = np.empty(int(group_start[-1]), dtype=plan.key_dtype)
-    for g in np.flatnonzero(per_group):
-        c, w = int(per_group[g]), int(plan.widths[g])
-        rows = keys[group_start[g] : group_start[g] + c * w].reshape(c, w)
-        group_counts = counts[order[first[g] : first[g + 1]]]
-        redo = _fill_rows(plan, rng, rows, g, group_counts)
-        while redo.size:  # rare: tied random fields; redraw those whole rows (exact rejection)
-            part = np.empty((redo.size, w), dtype=plan.key_dtype)
-            again = _fill_rows(plan, rng, part, g, group_counts[redo])
-            rows[redo] = part
-            redo = redo[again]
+    keys = _random_keys(plan, rng, int(group_start[-1]))  # one draw for every row of every group
+    present = np.flatnonzero(per_group)
+    group_counts = {g: counts[order[first[g] : first[g + 1]]] for g in present}
+    for g in present:
+        w = int(plan.widths[g])
+        _finish_rows(plan, keys[group_start[g] : group_start[g + 1]].reshape(-1, w), g, group_counts[g])
+    # Rare: tied random fields. Redraw the whole rows involved until none tie (exact rejection).
+    tied = _tied(plan, keys)
+    while tied.size:
+        rows_by_group: dict = {}
+        for position in np.concatenate([tied, tied + 1]):
+            g = int(np.searchsorted(group_start, position, side="right") - 1)
+            rows_by_group.setdefault(g, set()).add(int((position - group_start[g]) // plan.widths[g]))
+        for g, rows in rows_by_group.items():
+            w, rows = int(plan.widths[g]), np.array(sorted(rows))
+            fresh = _random_keys(plan, rng, rows.size * w).reshape(-1, w)
+            _finish_rows(plan, fresh, g, group_counts[g][rows])
+            keys[group_start[g] : group_start[g + 1]].reshape(-1, w)[rows] = fresh
+        tied = _tied(plan, keys)
     return keys, row_start
 
 
