@@ -86,7 +86,7 @@ def run_demo(
     trainer = train.parser.get_parsed_content("train#trainer")
     losses = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, TimeLimit(limit_sec=int(round(minutes * 60))))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, TimeLimit(limit_sec=max(1, int(round(minutes * 60)))))
     train.run()
     train.finalize()
     throughput = next(h for h in train.parser.get_parsed_content("train#handlers") if hasattr(h, "summary")).summary()
