@@ -135,20 +135,21 @@ def demo(output_dir: str = "demo_output", minutes: float = 2.0, num_cases: int =
         num_workers: data loader processes (default 1).
     """
     r = run_demo(output_dir, minutes, num_cases, seed, bundle_dir, threads, num_workers)
-    m, tp, tm = r["test_metrics"], r["throughput"], r["timings"]
-    print(
-        f"""
-Models Genesis demo: done in {tm['total_s']:.0f} s. Outputs in {r['output_dir']}
-  1. synthetic chest CT: {r['num_cases']} volumes of 128x128x96 ({tm['synthetic_ct_s']:.0f} s) -> chest_ct/images
-  2. pretraining cubes (32x32x16): {r['cubes']['training']} training, {r['cubes']['validation']} validation, {r['cubes']['test']} test ({tm['cube_extraction_s']:.0f} s) -> cubes/
-  3. pretrained the 3D U-Net (width 0.125) for {r['epochs']} epochs, {r['iterations']} iterations ({tm['training_s']:.0f} s):
-     train loss {r['train_loss_first_10']:.4f} (first 10 iterations) -> {r['train_loss_last_10']:.4f} (last 10)
-     {tp['items_per_second']:.1f} cubes/s, data wait {100 * tp['data_fraction']:.1f}% of step time
-  4. held-out test cubes: restored MSE {m['mse']:.4f} (mean PSNR {m['psnr']:.1f} dB) vs corrupted input MSE {m['corrupted_mse']:.4f}
-  Images (rows: cubes; columns: corrupted | restored | target, middle axial slice):
-     {chr(10).join('     ' + p for p in r['test_images']).strip()}
-     per-epoch validation grids: {Path(r['output_dir']) / 'restorations' / 'validation'}
-  Checkpoints: {r['best_checkpoint']} (best) and latest.pt beside it
-  TensorBoard: tensorboard --logdir {r['tensorboard']}
-"""
-    )
+    m, tp, tm, n = r["test_metrics"], r["throughput"], r["timings"], r["cubes"]
+    lines = [
+        f"Models Genesis demo: done in {tm['total_s']:.0f} s. Outputs in {r['output_dir']}",
+        f"  1. synthetic chest CT: {r['num_cases']} volumes of 128x128x96 ({tm['synthetic_ct_s']:.0f} s) -> chest_ct/images",
+        f"  2. pretraining cubes (32x32x16): {n['training']} training, {n['validation']} validation, {n['test']} test "
+        f"({tm['cube_extraction_s']:.0f} s) -> cubes/",
+        f"  3. pretrained the 3D U-Net (width 0.125) for {r['epochs']} epochs, {r['iterations']} iterations ({tm['training_s']:.0f} s):",
+        f"     train loss {r['train_loss_first_10']:.4f} (first 10 iterations) -> {r['train_loss_last_10']:.4f} (last 10); "
+        f"{tp['items_per_second']:.1f} cubes/s, data wait {100 * tp['data_fraction']:.1f}% of step time",
+        f"  4. held-out test cubes: restored MSE {m['mse']:.4f} (mean PSNR {m['psnr']:.1f} dB) "
+        f"vs corrupted input MSE {m['corrupted_mse']:.4f}",
+        "  Images (rows: cubes; columns: corrupted | restored | target, middle axial slice):",
+        *[f"     {p}" for p in r["test_images"]],
+        f"     per-epoch validation grids in {Path(r['output_dir']) / 'restorations' / 'validation'}",
+        f"  Checkpoints: {r['best_checkpoint']} (best) and latest.pt beside it",
+        f"  TensorBoard: tensorboard --logdir {r['tensorboard']}",
+    ]
+    print("\n" + "\n".join(lines))

@@ -105,6 +105,8 @@ class RestorationImageHandler:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine) -> None:
+        if self.log_dir is None and self._writer is None and self.png_dir is None:
+            return  # nowhere to write
         epoch_length = engine.state.epoch_length or 0
         if epoch_length and (engine.state.iteration - 1) % epoch_length != 0:
             return  # only the first batch of each run
