@@ -10,8 +10,9 @@ with no Python loop over boxes or voxels:
    gives every voxel's owner. A max is order-free, so overlapping boxes resolve to the last one
    deterministically (plain fancy assignment with repeated indices gives no such guarantee).
 2. Permutations: every box gets a uniformly random order of its voxels by sorting random keys
-   in fixed-width rows (boxes grouped by power-of-two width; padding sorts last). Rows whose
-   random keys tie are drawn again (rejection), so every permutation is exactly equally likely.
+   in fixed-width rows (boxes grouped by row width 1, 2, 3, 4, 6, 8, 12, ...; padding sorts
+   last). Rows whose random keys tie are drawn again (rejection), so every permutation is
+   exactly equally likely.
 3. Only voxels that stay visible look up their permuted source.
 """
 
