@@ -85,7 +85,7 @@ def run_demo(
     train.initialize()
     trainer = train.parser.get_parsed_content("train#trainer")
     losses = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output["loss"].item()))
     trainer.add_event_handler(Events.EPOCH_COMPLETED, TimeLimit(limit_sec=max(1, int(round(minutes * 60)))))
     train.run()
     train.finalize()
