@@ -13,15 +13,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "genesis_chest_ct_state_dict.json
 TINY = 0.125  # filters 4..64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and much faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _published_shapes() -> dict:
     shapes = json.loads(FIXTURE.read_text())["state_dict"]
     return {k[len("module.") :]: v for k, v in shapes.items()}

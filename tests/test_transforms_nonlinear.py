@@ -36,17 +36,8 @@ def test_reference_table_matches_the_published_construction():
     np.testing.assert_allclose(ys, yvals, atol=1e-12)
 
 
-@pytest.fixture
-def one_thread():
-    """torch ops on this small data run faster on one thread (and other tests keep their setting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("inverted", [False, True])
-def test_lookup_stays_within_1e3_of_reference_table(inverted, one_thread):
+def test_lookup_stays_within_1e3_of_reference_table(inverted):
     worst, grid_used = 0.0, 0
     for control in CONTROLS:
         lookup = BezierLookup(control, inverted)

@@ -14,15 +14,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "genesis_chest_ct_state_dict.json
 TINY = 0.125
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and much faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_published_state(seed=0) -> dict:
     """Random tensors with exactly the keys and shapes of the published checkpoint ('module.' keys)."""
     generator = torch.Generator().manual_seed(seed)
