@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# MONAI Label 0.8.5 serves bundles only with monai 1.5.2: the suite runs on it too.
+COMPAT_VENV ?= .venv-monai152
+COMPAT_BIN := $(COMPAT_VENV)/bin
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
 .PHONY: install demo test bench clean
 
@@ -14,16 +18,31 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+$(COMPAT_STAMP): setup.cfg pyproject.toml
+	test -x $(COMPAT_BIN)/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_BIN)/python -m pip install -q --upgrade pip
+	$(COMPAT_BIN)/python -m pip install -q torch==2.13.0
+	$(COMPAT_BIN)/python -m pip install -q -e ".[test]" "monai==1.5.2"
+	touch $(COMPAT_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/genesis demo
 
-test: $(STAMP)
+test: $(STAMP) $(COMPAT_STAMP)
+	@echo "=== test suite on monai 1.5.2 (MONAI Label 0.8.5) ==="
+	$(COMPAT_BIN)/python -m pytest -n 2 -p no:cacheprovider tests
+	@echo "=== test suite on the newest supported monai ==="
 	$(BIN)/python -m pytest -n 2 tests
 
+# Benchmarks print ratios against peers measured in the same run (minutes, not seconds).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_transforms.py
+	$(BIN)/python benchmarks/bench_cube_extraction.py
+	$(BIN)/python benchmarks/bench_phantoms.py --demo-scale
+	$(BIN)/python benchmarks/bench_networks.py
+	$(BIN)/python benchmarks/bench_training.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo_output
+	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info demo_output
