@@ -8,14 +8,13 @@ the seed, never on the file system's listing order.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from monai_genesis.data.atomic_write import write_json_atomic
 from monai_genesis.data.io import VOLUME_SUFFIXES, volume_suffix
 
 __all__ = [
@@ -28,8 +27,6 @@ __all__ = [
     "luna16_section",
     "assign_folds",
     "split_cases",
-    "open_temporary",
-    "write_json_atomic",
     "make_datalist",
 ]
 
@@ -160,32 +157,6 @@ def split_cases(
     split.update({case: "validation" for case in shuffled[n_test : n_test + n_val]})
     split.update({case: "training" for case in shuffled[n_test + n_val :]})
     return {case: split[case] for case in ordered}
-
-
-def open_temporary(path: str) -> tuple[int, str]:
-    """Create ``<path>.<pid>.<random>.tmp`` next to ``path`` (mode 0o666 less the umask, unlike mkstemp)."""
-    while True:
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def write_json_atomic(data, path: str | os.PathLike) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    handle, tmp = open_temporary(path)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _relative(path: str, start: str) -> str:

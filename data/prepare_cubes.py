@@ -26,15 +26,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from monai_genesis.data.atomic_write import save_npy_atomic, write_json_atomic
 from monai_genesis.data.cube_extraction import VolumeTooSmallError, extract_cubes
 from monai_genesis.data.datalist import (
     SECTIONS,
     case_id_of,
     find_luna16_volumes,
     luna16_section,
-    open_temporary,
     split_cases,
-    write_json_atomic,
 )
 from monai_genesis.data.io import load_volume
 
@@ -172,20 +171,6 @@ def _case_rng(seed: int, case_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(case_id.encode("utf-8"))])
 
 
-def _save_npy_atomic(array: np.ndarray, path: str) -> None:
-    handle, tmp = open_temporary(path)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict) -> dict:
     """Load one volume, extract its cubes, write its shard; return {"case_id", "num_cubes"} or a skip "reason"."""
     try:
@@ -202,7 +187,7 @@ def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict
         draws = options["num_cubes"] * options.get("max_draws_per_cube", 50)
         reason = f"no lung-like crops: none of {draws} random crops passed the lung filter"
         return {"case_id": case_id, "reason": reason}
-    _save_npy_atomic(cubes.astype(SHARD_DTYPE), shard)
+    save_npy_atomic(cubes.astype(SHARD_DTYPE), shard)
     return {"case_id": case_id, "num_cubes": int(len(cubes))}
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_genesis.data.atomic_write import write_atomic
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
@@ -30,20 +31,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
         obj: what to save.
         path: destination file; its folder is created if missing.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda stream: torch.save(obj, stream))
 
 
 def resolve_resume_path(resume: Any, ckpt_dir: str | os.PathLike, filename: str = "latest.pt") -> str | None:
