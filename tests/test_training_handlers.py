@@ -8,7 +8,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from monai_genesis.training.early_stopping import ResumableEarlyStopHandler
-from monai_genesis.training.image_grid import RestorationImageHandler, restoration_grid
+from monai_genesis.training.image_grid import RestorationImageHandler, restoration_grid, save_grid_png
 from monai_genesis.training.throughput import ThroughputHandler
 
 
@@ -23,6 +23,18 @@ def test_restoration_grid_layout():
     assert np.all(grid[4, :] == 1.0)  # white border between rows
     with pytest.raises(ValueError, match="same shape"):
         restoration_grid(corrupted, restored[:, :, :2], target)
+
+
+def test_grid_png_keeps_the_pixels_under_a_labelled_header(tmp_path):
+    grid = np.zeros((20, 30), dtype=np.float32)
+    grid[:, 20:] = 1.0  # the third column white
+    import matplotlib.image
+
+    png = matplotlib.image.imread(save_grid_png(grid, tmp_path / "g.png", zoom=4))
+    header = png.shape[0] - 80
+    assert png.shape[1] == 120 and header > 10  # zoomed grid plus room for the column names
+    assert np.allclose(png[header:, :80, :3], 0.0) and np.allclose(png[header:, 80:, :3], 1.0)
+    assert png[:header, :, :3].min() < 0.5  # dark text in the header
 
 
 def test_restoration_image_handler_first_batch_only(tmp_path):

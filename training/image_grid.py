@@ -13,7 +13,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 SummaryWriter, _ = optional_import("torch.utils.tensorboard", name="SummaryWriter")
 
-__all__ = ["restoration_grid", "save_grid_png", "RestorationImageHandler"]
+__all__ = ["COLUMN_TITLES", "restoration_grid", "save_grid_png", "RestorationImageHandler"]
 
 
 def _stack(images: torch.Tensor | Sequence[torch.Tensor]) -> np.ndarray:
@@ -57,14 +57,35 @@ def restoration_grid(
     return grid
 
 
-def save_grid_png(grid: np.ndarray, path: str | os.PathLike, zoom: int = 4) -> str:
-    """Write a grey grid in [0, 1] as an 8-bit PNG (via matplotlib), each pixel ``zoom`` x ``zoom``; return the path."""
-    import matplotlib.image
+COLUMN_TITLES = ("corrupted", "restored", "target")
+
+
+def save_grid_png(
+    grid: np.ndarray, path: str | os.PathLike, zoom: int = 4, column_titles: Sequence[str] = COLUMN_TITLES,
+    title: str | None = None,
+) -> str:
+    """
+    Write a grey grid in [0, 1] as a PNG, each pixel ``zoom`` x ``zoom``, under a header naming the
+    columns (and an optional ``title``); return the path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    zoomed = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
-    matplotlib.image.imsave(path, zoomed, cmap="gray", vmin=0.0, vmax=1.0)
+    dpi, header = 100, 0.22 * (1 + (title is not None))  # header height in inches
+    height, width = grid.shape[0] * zoom / dpi, grid.shape[1] * zoom / dpi
+    fig = Figure(figsize=(width, height + header), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, height / (height + header)))
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    if title is not None:
+        fig.text(0.5, 1 - 0.11 / (height + header), title, ha="center", va="center", fontsize=9)
+    label_y = (height + 0.11) / (height + header)  # just above the image
+    for i, name in enumerate(column_titles):
+        fig.text((i + 0.5) / len(column_titles), label_y, name, ha="center", va="center", fontsize=9)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -118,4 +139,5 @@ class RestorationImageHandler:
             self._writer.add_image(self.tag, grid[None], global_step=epoch, dataformats="CHW")
             self._writer.flush()
         if self.png_dir is not None:
-            self.last_png = save_grid_png(grid, os.path.join(self.png_dir, f"{self.tag}_epoch{epoch:04d}.png"))
+            png = os.path.join(self.png_dir, f"{self.tag}_epoch{epoch:04d}.png")
+            self.last_png = save_grid_png(grid, png, title=f"epoch {epoch}, middle axial slices")
