@@ -9,7 +9,7 @@ from monai.transforms import Randomizable
 from .batched_local_shuffle import local_shuffle_batch
 from .nonlinear_intensity import TABLE_SIZE
 from .painting import MARGIN
-from .validation import NORMALISE_HINT, UNIT_RANGE_TOLERANCE, check_min_spatial_size
+from .validation import NORMALISE_HINT, UNIT_RANGE_TOLERANCE, check_min_spatial_size, check_probabilities
 
 __all__ = ["RandGenesisCorruptionBatch"]
 
@@ -45,15 +45,13 @@ class RandGenesisCorruptionBatch(Randomizable):
         validate: bool = True,
         num_shuffle_blocks: int = 10000,
     ) -> None:
-        for name, p in (
-            ("flip_prob", flip_prob),
-            ("local_shuffle_prob", local_shuffle_prob),
-            ("nonlinear_prob", nonlinear_prob),
-            ("paint_prob", paint_prob),
-            ("inpaint_prob", inpaint_prob),
-        ):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {p}.")
+        check_probabilities(
+            flip_prob=flip_prob,
+            local_shuffle_prob=local_shuffle_prob,
+            nonlinear_prob=nonlinear_prob,
+            paint_prob=paint_prob,
+            inpaint_prob=inpaint_prob,
+        )
         self.flip_prob, self.local_shuffle_prob, self.nonlinear_prob = flip_prob, local_shuffle_prob, nonlinear_prob
         self.paint_prob, self.inpaint_prob = paint_prob, inpaint_prob
         self.validate = validate

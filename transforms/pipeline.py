@@ -14,7 +14,7 @@ from .flip import RandGenesisFlip
 from .local_shuffle import RandLocalPixelShuffle
 from .nonlinear_intensity import RandNonLinearIntensity
 from .painting import RandInPainting, RandOutPainting
-from .validation import check_min_spatial_size, check_unit_cube
+from .validation import check_min_spatial_size, check_probabilities, check_unit_cube
 
 __all__ = ["RandGenesisCorruptiond"]
 
@@ -66,15 +66,13 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
             raise ValueError(f"target_key needs one key per entry of keys {self.keys}, got {self.target_keys}.")
         if set(self.target_keys) & set(self.keys):
             raise ValueError(f"target_key {self.target_keys} must differ from keys {self.keys}.")
-        for name, p in (
-            ("flip_prob", flip_prob),
-            ("local_shuffle_prob", local_shuffle_prob),
-            ("nonlinear_prob", nonlinear_prob),
-            ("paint_prob", paint_prob),
-            ("inpaint_prob", inpaint_prob),
-        ):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {p}.")
+        check_probabilities(
+            flip_prob=flip_prob,
+            local_shuffle_prob=local_shuffle_prob,
+            nonlinear_prob=nonlinear_prob,
+            paint_prob=paint_prob,
+            inpaint_prob=inpaint_prob,
+        )
         self.paint_prob, self.inpaint_prob = paint_prob, inpaint_prob
         self.flip = RandGenesisFlip(prob=flip_prob)
         self.local_shuffle = RandLocalPixelShuffle(prob=local_shuffle_prob)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["check_unit_cube", "check_min_spatial_size", "NORMALISE_HINT", "UNIT_RANGE_TOLERANCE"]
+__all__ = ["check_unit_cube", "check_min_spatial_size", "check_probabilities", "NORMALISE_HINT", "UNIT_RANGE_TOLERANCE"]
 
 # Values this far outside [0, 1] are accepted (float rounding after intensity scaling).
 UNIT_RANGE_TOLERANCE = 1e-3
@@ -65,3 +65,10 @@ def check_min_spatial_size(spatial_shape: Sequence[int], minimum: int, transform
             f"{transform_name} needs every spatial side >= {minimum} voxels ({rule}); "
             f"got spatial shape {tuple(int(s) for s in spatial_shape)}."
         )
+
+
+def check_probabilities(**probabilities: float) -> None:
+    """Raise a ValueError naming the first argument that is not a probability in [0, 1]."""
+    for name, p in probabilities.items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {p}.")
