@@ -3,6 +3,9 @@
 Each subcommand lives in the module of the job it runs; this file only registers them.
 """
 
+import os
+import sys
+
 import fire
 
 
@@ -25,7 +28,14 @@ def _commands() -> dict:
 
 
 def main() -> None:
-    fire.Fire(_commands(), name="genesis")
+    """Run a subcommand; bad input (missing file, wrong shape, NaNs, ...) ends in one clear line, exit code 2."""
+    try:
+        fire.Fire(_commands(), name="genesis")
+    except (FileNotFoundError, ValueError) as error:
+        if os.environ.get("GENESIS_DEBUG"):  # the full traceback, for bug reports
+            raise
+        print(f"genesis: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,16 @@ def test_bad_inputs(tmp_path):
         show_corruptions(str(raw), output=str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match="key_slice"):
         show_corruptions(output=str(tmp_path / "x.png"), key_slice=32)
+
+
+def test_genesis_command_reports_bad_input_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.nii.gz"
+    run = subprocess.run(
+        [sys.executable, "-m", "monai_genesis.cli.main", "show-corruptions", "--image", str(missing)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    assert "genesis: error:" in run.stderr and str(missing) in run.stderr and "Traceback" not in run.stderr
