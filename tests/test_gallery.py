@@ -1,5 +1,8 @@
 """`genesis show-corruptions`: PNG gallery from the synthetic cube, a .npy cube or a CT volume."""
 
+import subprocess
+import sys
+
 import fire
 import nibabel as nib
 import numpy as np
@@ -63,9 +66,6 @@ def test_bad_inputs(tmp_path):
 
 
 def test_genesis_command_reports_bad_input_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
     missing = tmp_path / "missing.nii.gz"
     run = subprocess.run(
         [sys.executable, "-m", "monai_genesis.cli.main", "show-corruptions", "--image", str(missing)],
