@@ -7,6 +7,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+import monai_genesis.transforms.local_shuffle_compiled as local_shuffle_compiled
 import monai_genesis.transforms.local_shuffle_kernel as kernel
 from monai_genesis.transforms import RandLocalPixelShuffle, RandLocalPixelShuffled
 from monai_genesis.transforms.local_shuffle_kernel import local_shuffle_indices
@@ -190,3 +191,59 @@ def test_cuda_in_cuda_out():
     assert out.device == img.device
     t.set_random_state(0)
     np.testing.assert_array_equal(out.cpu().numpy(), t(img.cpu()).numpy())
+
+
+# --- the compiled (numba) kernel, which the transform uses on the CPU by default -----------------
+
+
+@pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((33, 47, 25), 2)])
+def test_compiled_kernel_matches_sequential_boxes(shape, seed):
+    """Same boxes as the vectorised kernel; later boxes win; each box's visible voxels read distinct voxels of it."""
+    num_blocks, max_block = 600, tuple(s // 10 for s in shape)
+    dst, src = local_shuffle_compiled.sequential_shuffle_indices(
+        shape, np.random.Generator(np.random.PCG64(seed)), num_blocks
+    )
+    size, corner = _boxes_like_kernel(shape, seed, num_blocks, max_block)
+    owner = _sequential_owner(shape, size, corner)
+    np.testing.assert_array_equal(dst, np.flatnonzero(owner >= 0))
+    box = owner[dst]
+    coords = np.unravel_index(src, shape)
+    for a in range(3):
+        assert np.all((coords[a] >= corner[a][box]) & (coords[a] < corner[a][box] + size[a][box]))
+    pairs = box.astype(np.int64) * (1 << 32) + src
+    assert np.unique(pairs).size == pairs.size
+    counts = np.bincount(box, minlength=num_blocks)
+    full = np.flatnonzero(counts == size[0] * size[1] * size[2])
+    assert full.size > 10
+    for b in full[:20]:
+        np.testing.assert_array_equal(np.sort(src[box == b]), np.sort(dst[box == b]))
+
+
+def test_compiled_permutations_are_uniform():
+    """Every permutation of a 2 x 2 x 1 box equally likely (chi-square over 24,000 seeded draws)."""
+    sizes, corners = np.array([[2], [2], [1]]), np.zeros((3, 1), np.int64)
+    strides = np.array([2, 1], np.int64)  # flat strides of a 2 x 2 x 1 grid, the box filling it
+    codes = []
+    for seed in range(24000):
+        src_of = np.full(4, -1, np.int32)
+        local_shuffle_compiled._shuffle(strides, sizes, corners, np.uint64(seed * 7919 + 1), src_of)
+        codes.append(tuple(src_of))
+    observed = np.array([codes.count(p) for p in itertools.permutations(range(4))])
+    assert observed.sum() == 24000  # every draw is a permutation of the box
+    chi2 = ((observed - 1000) ** 2 / 1000).sum()
+    assert chi2 < 49.7, observed  # 23 degrees of freedom, p = 1e-3
+
+
+def test_compiled_and_vectorised_transforms_agree_in_law():
+    """Same seed: same boxes, so about the same share of voxels changes; values only move."""
+    img = np.random.RandomState(1).rand(1, 40, 40, 20).astype(np.float32)
+    outs = []
+    for compiled in (True, False):
+        t = RandLocalPixelShuffle(prob=1.0, compiled=compiled)
+        t.set_random_state(4)
+        outs.append(t(img))
+    assert t.compiled is False and RandLocalPixelShuffle().compiled is local_shuffle_compiled.AVAILABLE
+    for out in outs:
+        assert np.isin(out, img).all()
+    changed = [out != img for out in outs]
+    assert abs(changed[0].mean() - changed[1].mean()) < 0.02

@@ -9,6 +9,7 @@ from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
 from .dict_wrapper import GenesisDictWrapper
+from . import local_shuffle_compiled
 from .local_shuffle_kernel import local_shuffle_indices, max_block_sizes
 from .type_utils import like, plain
 from .validation import check_min_spatial_size, check_unit_cube
@@ -40,18 +41,24 @@ class RandLocalPixelShuffle(RandomizableTransform):
     ``num_blocks`` times, a box of random size (1 .. side // 10 per axis) at a random place is taken
     from the unshuffled image, its voxels permuted uniformly at random, and written back (later boxes
     overwrite earlier ones). All channels move together. Values are only moved, never changed, so
-    any intensity range works. Vectorised (see ``local_shuffle_kernel``): no loop over boxes.
+    any intensity range works. The voxel indices come from a compiled kernel
+    (``local_shuffle_compiled``, numba) or, without numba, a vectorised one (``local_shuffle_kernel``);
+    both draw the same boxes, and their permutations differ only in the random stream.
 
     Args:
         prob: probability of shuffling a cube. Defaults to 0.5.
         num_blocks: number of boxes. Defaults to 10,000.
         max_block_size: largest box side per spatial axis; defaults to (H // 10, W // 10, D // 10).
+        compiled: use the compiled kernel; defaults to True where numba is installed.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, prob: float = 0.5, num_blocks: int = 10000, max_block_size=None) -> None:
+    def __init__(self, prob: float = 0.5, num_blocks: int = 10000, max_block_size=None, compiled: bool | None = None) -> None:
         RandomizableTransform.__init__(self, prob)
+        if compiled and not local_shuffle_compiled.AVAILABLE:
+            raise ValueError("compiled=True needs numba (pip install numba).")
+        self.compiled = local_shuffle_compiled.AVAILABLE if compiled is None else bool(compiled)
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}.")
         self.num_blocks = num_blocks
@@ -83,7 +90,9 @@ class RandLocalPixelShuffle(RandomizableTransform):
             return img
         shape = tuple(img.shape[1:])
         rng = np.random.Generator(np.random.SFC64(self._seed_state))
-        dst, src = local_shuffle_indices(shape, rng, self.num_blocks, self._max_block(shape))
+        # The compiled sequential kernel is about twice as fast as the vectorised one on the CPU.
+        indices = local_shuffle_compiled.sequential_shuffle_indices if self.compiled else local_shuffle_indices
+        dst, src = indices(shape, rng, self.num_blocks, self._max_block(shape))
         return apply_voxel_indices(img, dst, src)
 
     def __call__(self, img, randomize: bool = True):

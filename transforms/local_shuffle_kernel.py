@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["local_shuffle_indices", "max_block_sizes"]
+__all__ = ["check_box_budget", "local_shuffle_indices", "max_block_sizes"]
 
 # Local shuffling is meant for pretraining cubes (64 x 64 x 32 needs about 250,000 box voxels);
 # beyond this many expected box voxels per draw it asks for a crop instead of exhausting memory.
@@ -31,6 +31,19 @@ _MAX_EXPECTED_BOX_VOXELS = 30_000_000
 # Lookup tables for the visible-voxel stage are used while they stay this small (entries);
 # larger cubes decode box offsets arithmetically instead (same result, a little slower).
 _MAX_TABLE_ENTRIES = 1 << 22
+
+
+def check_box_budget(spatial_shape, num_blocks: int, max_block=None) -> tuple:
+    """``(shape, max_block)`` as int tuples; a ValueError when a draw would move too many voxels (a whole volume)."""
+    shape = tuple(int(s) for s in spatial_shape)
+    max_block = tuple(int(m) for m in (max_block or max_block_sizes(shape)))
+    expected = num_blocks * np.prod([(m + 1) / 2 for m in max_block])
+    if expected > _MAX_EXPECTED_BOX_VOXELS:
+        raise ValueError(
+            f"local pixel shuffling of a {shape} image with {num_blocks} boxes up to {max_block} would move about "
+            f"{expected:.3g} voxels; crop pretraining cubes (e.g. 64 x 64 x 32) first."
+        )
+    return shape, max_block
 
 
 def max_block_sizes(spatial_shape, divisor: int = 10) -> tuple:
@@ -213,14 +226,7 @@ def local_shuffle_indices(spatial_shape, rng: np.random.Generator, num_blocks: i
         num_blocks: number of boxes (10,000 in the reference).
         max_block: largest box side per axis; default (H // 10, W // 10, D // 10).
     """
-    shape = tuple(int(s) for s in spatial_shape)
-    max_block = tuple(int(m) for m in (max_block or max_block_sizes(shape)))
-    expected = num_blocks * np.prod([(m + 1) / 2 for m in max_block])
-    if expected > _MAX_EXPECTED_BOX_VOXELS:
-        raise ValueError(
-            f"local pixel shuffling of a {shape} image with {num_blocks} boxes up to {max_block} would move about "
-            f"{expected:.3g} voxels; crop pretraining cubes (e.g. 64 x 64 x 32) first."
-        )
+    shape, max_block = check_box_budget(spatial_shape, num_blocks, max_block)
     plan = _plan(shape, max_block)
     u = rng.random((6, num_blocks))
     sizes = [(u[a] * max_block[a]).astype(np.int32) + 1 for a in range(3)]
