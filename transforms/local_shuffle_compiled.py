@@ -48,13 +48,17 @@ if AVAILABLE:
         for b in range(sizes.shape[1]):
             bx, by, bz = sizes[0, b], sizes[1, b], sizes[2, b]
             base = corners[0, b] * s0 + corners[1, b] * s1 + corners[2, b]
-            n = 0  # inside-out Fisher-Yates: voxel n of the box goes to a uniform slot of buf[0 .. n]
+            # Inside-out Fisher-Yates written straight into src_of: box voxel n (C order, position
+            # buf[n]) takes the source of a uniform earlier slot pick <= n, which takes voxel n.
+            n = 0
             for i in range(bx):
                 for j in range(by):
                     row = base + i * s0 + j * s1
                     for k in range(bz):
+                        p = row + k
+                        buf[n] = p
                         if n == 0:
-                            buf[0] = row + k
+                            src_of[p] = p
                             n = 1
                             continue
                         bound = np.uint64(n + 1)
@@ -69,16 +73,9 @@ if AVAILABLE:
                             while (m & _LOW32) < threshold:
                                 state, z = _next(state)
                                 m = (z >> np.uint64(32)) * bound
-                        pick = int(m >> np.uint64(32))
-                        buf[n] = buf[pick]
-                        buf[pick] = row + k
-                        n += 1
-            n = 0
-            for i in range(bx):
-                for j in range(by):
-                    row = base + i * s0 + j * s1
-                    for k in range(bz):
-                        src_of[row + k] = buf[n]
+                        q = buf[int(m >> np.uint64(32))]
+                        src_of[p] = src_of[q]  # q == p: overwritten on the next line, as it should be
+                        src_of[q] = p
                         n += 1
 
 
