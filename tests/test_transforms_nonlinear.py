@@ -119,3 +119,21 @@ def test_cuda_in_cuda_out():
     assert out.device == img.device
     ref = RandNonLinearIntensity(prob=1.0).set_random_state(0)(img.cpu())
     np.testing.assert_allclose(out.cpu().numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_compiled_grid_lookup_equals_the_numpy_one(monkeypatch):
+    """The compiled lookup (default with numba) and the numpy fallback give the same values, endpoints included."""
+    from monai_genesis.transforms import intensity_lookup_compiled
+    from monai_genesis.transforms.nonlinear_intensity import BezierLookup
+
+    x = np.random.RandomState(3).rand(1, 16, 16, 8).astype(np.float32)
+    x[0, 0, 0, :2] = (0.0, 1.0)
+    for inverted in (False, True):
+        lookup = BezierLookup((0.3, 0.7, 0.6, 0.2), inverted)
+        assert lookup.use_grid
+        compiled = lookup(x)
+        monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", False)
+        fallback = lookup(x)
+        monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", True)
+        assert compiled.dtype == fallback.dtype == np.float32
+        np.testing.assert_allclose(compiled, fallback, atol=1e-6)

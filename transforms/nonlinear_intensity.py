@@ -8,6 +8,7 @@ from monai.config import KeysCollection
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
+from . import intensity_lookup_compiled
 from .dict_wrapper import GenesisDictWrapper
 from .type_utils import like, plain
 from .validation import check_unit_cube
@@ -98,6 +99,8 @@ class BezierLookup:
         if not self.use_grid:
             return np.interp(data, self.xs, self.ys).astype(data.dtype)
         start, slope = self._tables(data)
+        if intensity_lookup_compiled.AVAILABLE:  # one compiled pass instead of seven numpy passes
+            return intensity_lookup_compiled.grid_lookup(data, start, slope, self.cells).astype(data.dtype, copy=False)
         t = np.clip(data.astype(start.dtype, copy=False) * start.dtype.type(self.cells), 0, self.cells)
         cell = t.astype(np.int32)
         t -= cell
