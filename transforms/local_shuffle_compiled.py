@@ -21,7 +21,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a declared dependency; this keeps a fallback
     numba = None
 
-__all__ = ["AVAILABLE", "sequential_shuffle_indices"]
+__all__ = ["AVAILABLE", "source_map", "sequential_shuffle_indices", "shuffle_array"]
 
 AVAILABLE = numba is not None
 
@@ -79,8 +79,16 @@ if AVAILABLE:
                         n += 1
 
 
-def sequential_shuffle_indices(spatial_shape, rng: np.random.Generator, num_blocks: int = 10000, max_block=None):
-    """Flat ``(dst, src)`` indices of one local shuffling draw, as ``local_shuffle_indices`` returns them.
+    @numba.njit(cache=True, nogil=True)
+    def _gather(flat, src_of, out):  # pragma: no cover - compiled; out[:, n] = flat[:, src_of[n]] where covered
+        for c in range(flat.shape[0]):
+            for n in range(flat.shape[1]):
+                s = src_of[n]
+                out[c, n] = flat[c, s if s >= 0 else n]
+
+
+def source_map(spatial_shape, rng: np.random.Generator, num_blocks: int = 10000, max_block=None) -> np.ndarray:
+    """Flat int32 array: the source voxel each voxel shows after one local shuffling draw, -1 where no box covers it.
 
     Args:
         spatial_shape: (H, W, D) of the cube.
@@ -94,9 +102,22 @@ def sequential_shuffle_indices(spatial_shape, rng: np.random.Generator, num_bloc
     u = rng.random((6, num_blocks))  # the vectorised kernel's first draw, so boxes are the same
     sizes = np.stack([(u[a] * max_block[a]).astype(np.int64) + 1 for a in range(3)])
     corners = np.stack([(u[3 + a] * (shape[a] - sizes[a] + 1)).astype(np.int64) for a in range(3)])
-    voxels = shape[0] * shape[1] * shape[2]
-    src_of = np.full(voxels, -1, np.int32)  # -1: no box covers the voxel
+    src_of = np.full(shape[0] * shape[1] * shape[2], -1, np.int32)
     seed = rng.integers(0, 2**64, dtype=np.uint64)
     _shuffle(np.array([shape[1] * shape[2], shape[2]], np.int64), sizes, corners, seed, src_of)
+    return src_of
+
+
+def sequential_shuffle_indices(spatial_shape, rng: np.random.Generator, num_blocks: int = 10000, max_block=None):
+    """Flat ``(dst, src)`` indices of one draw, as ``local_shuffle_indices`` returns them (arguments of :func:`source_map`)."""
+    src_of = source_map(spatial_shape, rng, num_blocks, max_block)
     dst = np.flatnonzero(src_of >= 0)
     return dst, src_of[dst].astype(np.int64)
+
+
+def shuffle_array(data: np.ndarray, src_of: np.ndarray) -> np.ndarray:
+    """A shuffled copy of a channel-first numpy image, given its :func:`source_map` (one compiled pass)."""
+    flat = np.ascontiguousarray(data).reshape(data.shape[0], -1)
+    out = np.empty_like(flat)
+    _gather(flat, src_of, out)
+    return out.reshape(data.shape)
