@@ -28,21 +28,9 @@ def _sequential_owner(shape, size, corner):
     return owner.ravel()
 
 
-@pytest.fixture(params=[False, True], ids=["tables", "arithmetic"])
-def path(request, monkeypatch):
-    """Run the kernel through its lookup-table path and its arithmetic path."""
-    if request.param:
-        monkeypatch.setattr(kernel, "_MAX_TABLE_ENTRIES", 0)
-    kernel._plan.cache_clear()
-    yield request.param
-    kernel._plan.cache_clear()
-
-
-@pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((20, 30, 10), 1), ((33, 47, 25), 2)])
-def test_kernel_matches_sequential_boxes(path, shape, seed):
-    """Later boxes win; each visible voxel reads a distinct voxel of its own box."""
-    num_blocks, max_block = 600, tuple(s // 10 for s in shape)
-    dst, src = local_shuffle_indices(shape, np.random.Generator(np.random.PCG64(seed)), num_blocks)
+def _assert_sequential_semantics(shape, seed, num_blocks, dst, src):
+    """Later boxes win; each visible voxel reads a distinct voxel of its own box (boxes drawn from PCG64(seed))."""
+    max_block = tuple(s // 10 for s in shape)
     size, corner = _boxes_like_kernel(shape, seed, num_blocks, max_block)
     owner = _sequential_owner(shape, size, corner)
     np.testing.assert_array_equal(dst, np.flatnonzero(owner >= 0))
@@ -58,6 +46,24 @@ def test_kernel_matches_sequential_boxes(path, shape, seed):
     assert full.size > 10
     for b in full[:20]:
         np.testing.assert_array_equal(np.sort(src[box == b]), np.sort(dst[box == b]))
+
+
+@pytest.fixture(params=[False, True], ids=["tables", "arithmetic"])
+def path(request, monkeypatch):
+    """Run the kernel through its lookup-table path and its arithmetic path."""
+    if request.param:
+        monkeypatch.setattr(kernel, "_MAX_TABLE_ENTRIES", 0)
+    kernel._plan.cache_clear()
+    yield request.param
+    kernel._plan.cache_clear()
+
+
+@pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((20, 30, 10), 1), ((33, 47, 25), 2)])
+def test_kernel_matches_sequential_boxes(path, shape, seed):
+    """Later boxes win; each visible voxel reads a distinct voxel of its own box."""
+    num_blocks = 600
+    dst, src = local_shuffle_indices(shape, np.random.Generator(np.random.PCG64(seed)), num_blocks)
+    _assert_sequential_semantics(shape, seed, num_blocks, dst, src)
 
 
 def test_single_box_preserves_its_multiset_and_nothing_else_changes():
@@ -199,24 +205,11 @@ def test_cuda_in_cuda_out():
 @pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((33, 47, 25), 2)])
 def test_compiled_kernel_matches_sequential_boxes(shape, seed):
     """Same boxes as the vectorised kernel; later boxes win; each box's visible voxels read distinct voxels of it."""
-    num_blocks, max_block = 600, tuple(s // 10 for s in shape)
+    num_blocks = 600
     dst, src = local_shuffle_compiled.sequential_shuffle_indices(
         shape, np.random.Generator(np.random.PCG64(seed)), num_blocks
     )
-    size, corner = _boxes_like_kernel(shape, seed, num_blocks, max_block)
-    owner = _sequential_owner(shape, size, corner)
-    np.testing.assert_array_equal(dst, np.flatnonzero(owner >= 0))
-    box = owner[dst]
-    coords = np.unravel_index(src, shape)
-    for a in range(3):
-        assert np.all((coords[a] >= corner[a][box]) & (coords[a] < corner[a][box] + size[a][box]))
-    pairs = box.astype(np.int64) * (1 << 32) + src
-    assert np.unique(pairs).size == pairs.size
-    counts = np.bincount(box, minlength=num_blocks)
-    full = np.flatnonzero(counts == size[0] * size[1] * size[2])
-    assert full.size > 10
-    for b in full[:20]:
-        np.testing.assert_array_equal(np.sort(src[box == b]), np.sort(dst[box == b]))
+    _assert_sequential_semantics(shape, seed, num_blocks, dst, src)
 
 
 def test_compiled_permutations_are_uniform():
