@@ -122,18 +122,57 @@ def test_cuda_in_cuda_out():
 
 
 def test_compiled_grid_lookup_equals_the_numpy_one(monkeypatch):
-    """The compiled lookup (default with numba) and the numpy fallback give the same values, endpoints included."""
+    """The compiled lookup (default with numba) and the numpy fallback agree, endpoints and steep curves included."""
     from monai_genesis.transforms import intensity_lookup_compiled
-    from monai_genesis.transforms.nonlinear_intensity import BezierLookup
 
-    x = np.random.RandomState(3).rand(1, 16, 16, 8).astype(np.float32)
+    x = np.random.RandomState(3).rand(1, 32, 32, 16).astype(np.float32)
     x[0, 0, 0, :2] = (0.0, 1.0)
+    for control, steep in (((0.3, 0.7, 0.6, 0.2), False), ((1e-4, 0.9, 0.5, 0.1), True)):
+        for inverted in (False, True):
+            lookup = BezierLookup(control, inverted)
+            assert lookup.use_grid is not steep
+            compiled = lookup(x)
+            monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", False)
+            fallback = BezierLookup(control, inverted)(x)  # numpy grid build, np.interp for steep curves
+            monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", True)
+            assert compiled.dtype == fallback.dtype == np.float32
+            # Steep curves: the grid serves the cells it follows (error <= 1.25 x the 2.5e-4 tolerance).
+            np.testing.assert_allclose(compiled, fallback, atol=3.2e-4 if steep else 1e-6)
+
+
+@pytest.mark.parametrize("control", [c for c in CONTROLS[:20]] + ADVERSARIAL)
+def test_compiled_grid_build_equals_the_numpy_build(control):
+    from monai_genesis.transforms import intensity_lookup_compiled
+    from monai_genesis.transforms.nonlinear_intensity import GRID_CELLS, GRID_TABLE_SIZE, _numpy_grid
+
     for inverted in (False, True):
-        lookup = BezierLookup((0.3, 0.7, 0.6, 0.2), inverted)
-        assert lookup.use_grid
-        compiled = lookup(x)
-        monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", False)
-        fallback = lookup(x)
-        monkeypatch.setattr(intensity_lookup_compiled, "AVAILABLE", True)
-        assert compiled.dtype == fallback.dtype == np.float32
-        np.testing.assert_allclose(compiled, fallback, atol=1e-6)
+        compiled = intensity_lookup_compiled.build_grid(control, inverted, GRID_TABLE_SIZE, GRID_CELLS)
+        numpy = _numpy_grid(control, inverted, GRID_TABLE_SIZE, GRID_CELLS)
+        for got, expected in zip(compiled, numpy):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_steep_cells_are_interpolated_exactly_through_the_table():
+    """Voxels in cells the grid cannot follow get np.interp through the exact table; the others the grid."""
+    from monai_genesis.transforms.nonlinear_intensity import GRID_CELLS
+
+    x = np.concatenate([np.linspace(0, 1, 40001), np.random.RandomState(5).rand(20000)]).astype(np.float32)
+    checked = 0
+    for control in ADVERSARIAL:
+        for inverted in (False, True):
+            lookup = BezierLookup(control, inverted)
+            if lookup.use_grid:
+                continue
+            got = lookup(x)
+            cell = np.clip(x * np.float32(GRID_CELLS), 0, GRID_CELLS).astype(np.int64)
+            in_steep = lookup.steep[cell].astype(bool)
+            assert 0 < in_steep.mean() < 0.05  # a few cells near a vertical tangent, not the whole curve
+            xs, ys, _ = lookup.exact_table()
+            exact = np.interp(x[in_steep].astype(np.float64), xs, ys).astype(np.float32)
+            np.testing.assert_array_equal(got[in_steep], exact)
+            start, slope = lookup.start[cell[~in_steep]], lookup.slope[cell[~in_steep]]
+            t = np.clip(x[~in_steep] * np.float32(GRID_CELLS), 0, GRID_CELLS)
+            grid = (slope.astype(np.float32) * (t - cell[~in_steep]) + start.astype(np.float32)).astype(np.float32)
+            np.testing.assert_allclose(got[~in_steep], grid, atol=1e-6)
+            checked += 1
+    assert checked >= 5

@@ -53,32 +53,48 @@ def bezier_table(control, inverted: bool, size: int = TABLE_SIZE):
     return xs, np.maximum.accumulate(ys, out=ys)
 
 
+def _numpy_grid(control, inverted: bool, table_size: int, cells: int):
+    """``(start, slope, error)`` of the uniform grid in numpy (used without numba; see ``intensity_lookup_compiled``)."""
+    xs, ys = bezier_table(control, inverted, table_size)
+    grid = np.interp(np.linspace(0.0, 1.0, cells + 1), xs, ys)
+    start, slope = grid[:-1], np.diff(grid)
+    # Check the grid against the table at every cell's midpoint (sorted queries: fast).
+    error = np.abs(start + 0.5 * slope - np.interp((np.arange(cells) + 0.5) / cells, xs, ys))
+    # Pad one cell so that x == 1 (t == cells) needs no clamp of the cell index.
+    return np.append(start, grid[-1]), np.append(slope, 0.0), error
+
+
 class BezierLookup:
     """
     Fast evaluation of one Bezier intensity mapping on numpy arrays or torch tensors (any device).
 
     Voxels are looked up in a uniform grid of ``GRID_CELLS`` cells (two gathers and a multiply-add)
     instead of a binary search in the table. Near-vertical stretches of the curve (control points
-    close to an axis) make the grid inexact; such curves, detected by checking three points per cell,
-    fall back to exact interpolation through the table.
+    close to an axis) make the grid inexact there; the midpoint check of every cell finds those
+    cells. On numpy input (compiled) only their voxels are interpolated exactly through the table;
+    on tensors, and without numba, such a curve is interpolated exactly everywhere.
     """
 
     def __init__(self, control, inverted: bool, table_size: int = TABLE_SIZE, cells: int = GRID_CELLS):
         self.cells = cells
-        xs, ys = bezier_table(control, inverted, min(table_size, GRID_TABLE_SIZE))
-        grid = np.interp(np.linspace(0.0, 1.0, cells + 1), xs, ys)
-        start, slope = grid[:-1], np.diff(grid)
-        # Check the grid against the table at every cell's midpoint (sorted queries: fast). Where
-        # the curve is steepest (square- or cube-root-like) the largest error sits off the
-        # midpoint but stays within 1.25x the midpoint's, so the bound holds with margin.
-        exact = np.interp((np.arange(cells) + 0.5) / cells, xs, ys)
-        self.use_grid = bool(np.abs(start + 0.5 * slope - exact).max() <= GRID_TOLERANCE)
-        # Near-vertical stretches: interpolate exactly through a finer table instead.
-        self.xs, self.ys = (xs, ys) if self.use_grid else bezier_table(control, inverted, table_size)
-        # Pad one cell so that x == 1 (t == cells) needs no clamp of the cell index.
-        self.start = np.append(start, grid[-1])
-        self.slope = np.append(slope, 0.0)
+        self.control, self.inverted, self.table_size = tuple(float(v) for v in control), bool(inverted), table_size
+        grid_table = min(table_size, GRID_TABLE_SIZE)
+        build = intensity_lookup_compiled.build_grid if intensity_lookup_compiled.AVAILABLE else _numpy_grid
+        self.start, self.slope, error = build(control, inverted, grid_table, cells)
+        # Where the curve is steepest (square- or cube-root-like) a cell's largest error sits off
+        # its midpoint but stays within 1.25x the midpoint's, so the tolerance holds with margin.
+        self.steep = np.append(error > GRID_TOLERANCE, False).astype(np.uint8)  # per cell, plus the padding cell
+        self.use_grid = not self.steep.any()
+        self._exact: tuple | None = None
         self._cache: dict = {}
+
+    def exact_table(self) -> tuple:
+        """``(xs, ys, bucket index or None)`` of exact interpolation, built on first use (steep curves only)."""
+        if self._exact is None:
+            xs, ys = bezier_table(self.control, self.inverted, self.table_size)
+            first = intensity_lookup_compiled.bucket_starts(xs, self.cells) if intensity_lookup_compiled.AVAILABLE else None
+            self._exact = (xs, ys, first)
+        return self._exact
 
     def _tables(self, like_array):
         key = (like_array.device, like_array.dtype) if isinstance(like_array, torch.Tensor) else like_array.dtype
@@ -96,11 +112,13 @@ class BezierLookup:
     def __call__(self, data):
         if isinstance(data, torch.Tensor):
             return self._torch(data)
-        if not self.use_grid:
-            return np.interp(data, self.xs, self.ys).astype(data.dtype)
         start, slope = self._tables(data)
         if intensity_lookup_compiled.AVAILABLE:  # one compiled pass instead of seven numpy passes
-            return intensity_lookup_compiled.grid_lookup(data, start, slope, self.cells).astype(data.dtype, copy=False)
+            # Steep curves: exact interpolation through the table in the few cells the grid cannot follow.
+            exact = None if self.use_grid else (self.steep, *self.exact_table())
+            return intensity_lookup_compiled.grid_lookup(data, start, slope, self.cells, exact).astype(data.dtype, copy=False)
+        if not self.use_grid:
+            return np.interp(data, *self.exact_table()[:2]).astype(data.dtype)
         t = np.clip(data.astype(start.dtype, copy=False) * start.dtype.type(self.cells), 0, self.cells)
         cell = t.astype(np.int32)
         t -= cell
@@ -112,7 +130,7 @@ class BezierLookup:
     def _torch(self, data: torch.Tensor) -> torch.Tensor:
         start, slope, xs, ys = self._tables(data)
         if not self.use_grid:  # rare: exact interpolation, in float64 as np.interp does
-            xs, ys = (torch.as_tensor(t, device=data.device) for t in (self.xs, self.ys))
+            xs, ys = (torch.as_tensor(t, device=data.device) for t in self.exact_table()[:2])
             x = data.reshape(-1).to(torch.float64).clamp(0.0, 1.0)
             right = torch.searchsorted(xs, x, right=True).clamp_(1, xs.numel() - 1)
             x0, x1, y0, y1 = (t.index_select(0, i) for t, i in ((xs, right - 1), (xs, right), (ys, right - 1), (ys, right)))
