@@ -202,8 +202,16 @@ def test_cuda_in_cuda_out():
 # --- the compiled (numba) kernel, which the transform uses on the CPU by default -----------------
 
 
+@pytest.fixture(params=[True, False], ids=["offset-tables", "per-box-offsets"])
+def compiled_path(request, monkeypatch):
+    """Run the compiled kernel with its per-shape offset tables and with per-box offset lists (large boxes)."""
+    if not request.param:
+        monkeypatch.setattr(local_shuffle_compiled, "_MAX_TABLE_ENTRIES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("shape, seed", [((64, 64, 32), 0), ((33, 47, 25), 2)])
-def test_compiled_kernel_matches_sequential_boxes(shape, seed):
+def test_compiled_kernel_matches_sequential_boxes(compiled_path, shape, seed):
     """Same boxes as the vectorised kernel; later boxes win; each box's visible voxels read distinct voxels of it."""
     num_blocks = 600
     dst, src = local_shuffle_compiled.sequential_shuffle_indices(
@@ -212,19 +220,90 @@ def test_compiled_kernel_matches_sequential_boxes(shape, seed):
     _assert_sequential_semantics(shape, seed, num_blocks, dst, src)
 
 
-def test_compiled_permutations_are_uniform():
-    """Every permutation of a 2 x 2 x 1 box equally likely (chi-square over 24,000 seeded draws)."""
-    sizes, corners = np.array([[2], [2], [1]]), np.zeros((3, 1), np.int64)
-    strides = np.array([2, 1], np.int64)  # flat strides of a 2 x 2 x 1 grid, the box filling it
-    codes = []
-    for seed in range(24000):
-        src_of = np.full(4, -1, np.int32)
-        local_shuffle_compiled._shuffle(strides, sizes, corners, np.uint64(seed * 7919 + 1), src_of)
-        codes.append(tuple(src_of))
-    observed = np.array([codes.count(p) for p in itertools.permutations(range(4))])
-    assert observed.sum() == 24000  # every draw is a permutation of the box
+def _run_compiled_kernel(shape, max_block, u, seed, tables):
+    """The compiled kernel on hand-placed boxes (u as ``source_map`` draws it)."""
+    src_of = np.full(int(np.prod(shape)), -1, np.int32)
+    if tables:
+        start, offsets = local_shuffle_compiled._box_offsets(shape[1] * shape[2], shape[2], *max_block)
+    else:
+        start, offsets = np.zeros(0, np.int64), np.empty(int(np.prod(max_block)), np.int32)
+    local_shuffle_compiled._shuffle(
+        np.array(shape, np.int64), np.array(max_block, np.int64), u, np.uint64(seed), start, offsets, src_of
+    )
+    return src_of
+
+
+def _codes(rows, symbols):
+    """One integer per row of small integers (base ``symbols``)."""
+    return (rows * symbols ** np.arange(rows.shape[1])[::-1]).sum(1)
+
+
+@pytest.mark.parametrize("tables", [True, False], ids=["offset-tables", "per-box-offsets"])
+def test_compiled_permutations_are_uniform_and_independent(tables):
+    """24,000 disjoint 2 x 2 x 1 boxes in one draw: all 24 permutations equally likely, consecutive boxes independent.
+
+    With offset tables every box of a shape permutes the order the previous box left behind, so this
+    also checks that the boxes do not depend on each other (pairs of consecutive boxes: 576 outcomes).
+    """
+    count = 24000
+    shape, max_block = (2, 2, count), (2, 2, 1)
+    u = np.zeros((6, count))
+    u[:3] = 0.99  # sides 2, 2, 1
+    u[5] = (np.arange(count) + 0.5) / count  # box b sits in slice z = b
+    src_of = _run_compiled_kernel(shape, max_block, u, 11, tables).reshape(shape)
+    z = np.arange(count)
+    x, y, sz = np.unravel_index(src_of.transpose(2, 0, 1).reshape(count, 4), shape)
+    np.testing.assert_array_equal(sz, np.repeat(z[:, None], 4, 1))  # every box reads its own slice
+    local = x * 2 + y
+    assert np.all(np.sort(local, axis=1) == [0, 1, 2, 3])  # a permutation of the box
+    perm_index = {p: i for i, p in enumerate(itertools.permutations(range(4)))}
+    perms = np.array([perm_index[tuple(row)] for row in local])
+    observed = np.bincount(perms, minlength=24)
     chi2 = ((observed - 1000) ** 2 / 1000).sum()
     assert chi2 < 49.7, observed  # 23 degrees of freedom, p = 1e-3
+    pairs = np.bincount(perms[:-1:2] * 24 + perms[1::2], minlength=576)
+    expected = (count // 2) / 576
+    chi2 = ((pairs - expected) ** 2 / expected).sum()
+    assert chi2 < 700.0, chi2  # 575 degrees of freedom, p ~ 3e-4
+
+
+@pytest.mark.parametrize("tables", [True, False], ids=["offset-tables", "per-box-offsets"])
+def test_compiled_partly_covered_box_reads_distinct_voxels_uniformly(tables):
+    """A 2 x 2 x 1 box, then a 1 x 1 x 1 box on its first voxel: that voxel shows itself, the other
+    three read distinct voxels of the first box, each of the 24 possible assignments equally likely."""
+    count = 12000
+    shape, max_block = (2, 2, count), (2, 2, 1)
+    u = np.zeros((6, 2 * count))
+    u[:3, 0::2] = 0.99  # even boxes: 2 x 2 x 1
+    u[:3, 1::2] = 0.1  # odd boxes: 1 x 1 x 1 at (0, 0, z), drawn after the big box of their slice
+    u[5] = (np.repeat(np.arange(count), 2) + 0.5) / count
+    src_of = _run_compiled_kernel(shape, max_block, u, 5, tables).reshape(shape)
+    z = np.arange(count)
+    np.testing.assert_array_equal(src_of[0, 0], np.ravel_multi_index((0, 0, z), shape))
+    visible = np.stack([src_of[0, 1], src_of[1, 0], src_of[1, 1]], 1)
+    x, y, sz = np.unravel_index(visible, shape)
+    np.testing.assert_array_equal(sz, np.repeat(z[:, None], 3, 1))
+    local = x * 2 + y
+    assert np.all(np.diff(np.sort(local, axis=1), axis=1) > 0)  # distinct sources
+    observed = np.bincount(_codes(local, 4), minlength=64)
+    injections = [a * 16 + b * 4 + c for a, b, c in itertools.permutations(range(4), 3)]
+    assert observed.sum() == observed[injections].sum() == count
+    chi2 = ((observed[injections] - 500) ** 2 / 500).sum()
+    assert chi2 < 49.7, observed[injections]  # 23 degrees of freedom, p = 1e-3
+
+
+def test_compiled_source_map_rejects_boxes_larger_than_the_cube():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="max_block"):
+        local_shuffle_compiled.source_map((20, 20, 10), rng, 10, (3, 21, 1))
+    with pytest.raises(ValueError, match="spatial_shape"):
+        local_shuffle_compiled.source_map((20, 0, 10), rng, 10, (3, 0, 1))
+
+
+def test_compiled_same_seed_same_map():
+    maps = [local_shuffle_compiled.source_map((30, 30, 20), np.random.default_rng(s), 2000) for s in (4, 4, 5)]
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert not np.array_equal(maps[0], maps[2])
 
 
 def test_compiled_and_vectorised_transforms_agree_in_law():
