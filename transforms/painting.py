@@ -9,7 +9,8 @@ from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
 from .dict_wrapper import GenesisDictWrapper
-from .random_draws import uniform_noise
+from . import noise_compiled
+from .random_draws import FLOATS, noise_at, uniform_noise
 from .type_utils import like, plain
 from .validation import check_min_spatial_size, check_unit_cube
 
@@ -56,6 +57,9 @@ def _box(corner, size) -> tuple:
     return (slice(None),) + tuple(slice(c, c + s) for c, s in zip(corner, size))
 
 
+_TORCH_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 def _to_like(noise: np.ndarray, data):
     if isinstance(data, torch.Tensor):
         return torch.from_numpy(noise).to(device=data.device, dtype=data.dtype, non_blocking=True)
@@ -66,7 +70,67 @@ def _noise_dtype(data):
     dtype = data.dtype
     if isinstance(data, torch.Tensor):
         return {torch.float64: np.float64, torch.float16: np.float16}.get(dtype, np.float32)
-    return dtype if dtype in (np.float16, np.float32, np.float64) else np.float32
+    return dtype if dtype in FLOATS else np.float32
+
+
+def _host_array(data):
+    """``data`` as a numpy array sharing its memory when the kernels may take it (CPU, float16/32/64), else None."""
+    if isinstance(data, torch.Tensor):
+        # a tensor that requires grad is painted by torch indexing, so autograd sees the writes
+        if data.device.type != "cpu" or data.dtype not in _TORCH_FLOATS or data.requires_grad:
+            return None
+        data = data.detach().numpy()
+    return data if data.dtype in FLOATS else None
+
+
+def _quantised(noise: np.ndarray, data):
+    """Noise in ``data``'s type and dtype, floored to that dtype's precision so none rounds up to 1.0 (bfloat16)."""
+    if isinstance(data, torch.Tensor) and data.dtype not in _TORCH_FLOATS:
+        bits = int(round(-np.log2(torch.finfo(data.dtype).eps))) + 1
+        noise = np.floor(noise * np.float32(2.0**bits)) * np.float32(2.0**-bits)
+    return _to_like(noise, data)
+
+
+def _draw_key(state: np.random.RandomState) -> tuple:
+    """
+    A noise key (three 32-bit words) cut from two uniform doubles (106 random bits).
+
+    ``random_sample(2)`` costs half of ``randint(0, 2**32, size=3)`` and reads the same four 32-bit
+    words of ``state`` as the earlier noise seed did, so the blocks drawn for later cubes are unchanged.
+    """
+    a, b = (int(u * 2.0**53) for u in state.random_sample(2))  # doubles are k / 2**53: exact
+    return np.uint32(a & 0xFFFFFFFF), np.uint32(b & 0xFFFFFFFF), np.uint32(a >> 32 | (b >> 32 & 0x7FF) << 21)
+
+
+def _block_array(blocks) -> np.ndarray:
+    return np.array([corner + size for corner, size in blocks], dtype=np.int64).reshape(-1, 6)
+
+
+def _box_noise(key, spatial_shape, corner, size, dtype) -> np.ndarray:
+    """Noise of one in-painting block, shape (1,) + size: ``noise_at`` of each voxel's spatial flat index."""
+    x, y, z = (np.arange(c, c + s) for c, s in zip(corner, size))
+    _, width, depth = spatial_shape
+    return noise_at(key, (x[:, None, None] * width + y[None, :, None]) * depth + z, dtype)[None]
+
+
+def _inpaint_host(out: np.ndarray, blocks, key) -> None:
+    """In-paint the host array ``out`` (C, H, W, D) in place, every channel with the same noise."""
+    if noise_compiled.AVAILABLE and out.flags.c_contiguous:
+        noise_compiled.inpaint(out, _block_array(blocks), key)
+        return
+    for corner, size in blocks:
+        out[_box(corner, size)] = _box_noise(key, out.shape[1:], corner, size, out.dtype)
+
+
+def _outpaint_host(data: np.ndarray, out: np.ndarray, blocks, key) -> None:
+    """Write the C-contiguous ``out``: ``data`` inside the kept blocks, noise of the flat index elsewhere."""
+    if noise_compiled.AVAILABLE:
+        noise_compiled.outpaint(data, out, _block_array(blocks), key)
+        return
+    out[...] = uniform_noise(key, out.shape, out.dtype)
+    for corner, size in blocks:
+        box = _box(corner, size)
+        out[box] = data[box]
 
 
 class _RandPainting(RandomizableTransform):
@@ -85,7 +149,7 @@ class _RandPainting(RandomizableTransform):
         self.max_blocks = max_blocks
         self.continue_prob = continue_prob
         self.blocks: list = []
-        self._noise_seed: np.ndarray | None = None
+        self._noise_key: tuple | None = None
 
     def check(self, img) -> None:
         check_unit_cube(img, type(self).__name__)
@@ -95,19 +159,15 @@ class _RandPainting(RandomizableTransform):
         raise NotImplementedError
 
     def randomize(self, data=None) -> None:
-        """Draw whether to paint, the blocks and the noise seed; ``data`` is the spatial shape."""
+        """Draw whether to paint, the blocks and the noise key; ``data`` is the spatial shape."""
         super().randomize(None)
         self.blocks = []
-        self._noise_seed = None
+        self._noise_key = None
         if self._do_transform:
             if data is None:
                 raise ValueError(f"{type(self).__name__}.randomize needs the spatial shape of the image.")
             self.blocks = self._draw_blocks(tuple(int(s) for s in data))
-            self._noise_seed = self.R.randint(0, 2**32, size=4, dtype=np.uint64)
-
-    def _noise(self, shape, data):
-        rng = np.random.Generator(np.random.SFC64(self._noise_seed))
-        return _to_like(uniform_noise(rng, shape, _noise_dtype(data)), data)
+            self._noise_key = _draw_key(self.R)
 
     def __call__(self, img, randomize: bool = True):
         self.check(img)
@@ -147,12 +207,13 @@ class RandInPainting(_RandPainting):
             return img
         data = plain(img)
         out = data.clone() if isinstance(data, torch.Tensor) else data.copy()
-        sizes = [int(np.prod(size)) for _, size in self.blocks]
-        noise = self._noise((sum(sizes),), data)
-        offset = 0
-        for (corner, size), count in zip(self.blocks, sizes):
-            out[_box(corner, size)] = noise[offset : offset + count].reshape((1,) + size)
-            offset += count
+        host = _host_array(out)
+        if host is not None:  # numpy or CPU tensor: painted in place through the shared memory
+            _inpaint_host(host, self.blocks, self._noise_key)
+        else:  # other devices and dtypes: the same noise, computed on the host, then moved
+            for corner, size in self.blocks:
+                noise = _box_noise(self._noise_key, data.shape[1:], corner, size, _noise_dtype(data))
+                out[_box(corner, size)] = _quantised(noise, data)
         return like(out, img)
 
 
@@ -188,10 +249,16 @@ class RandOutPainting(_RandPainting):
         if not self._do_transform or not self.blocks:
             return img
         data = plain(img)
-        out = self._noise(tuple(data.shape), data)
-        for corner, size in self.blocks:
-            box = _box(corner, size)
-            out[box] = data[box]
+        host = _host_array(data)
+        if host is not None:  # numpy or CPU tensor: one pass writing noise and kept blocks
+            out = np.empty(data.shape, host.dtype)
+            _outpaint_host(host, out, self.blocks, self._noise_key)
+            out = torch.from_numpy(out) if isinstance(data, torch.Tensor) else out
+        else:  # other devices and dtypes: the same noise, computed on the host, then moved
+            out = _quantised(uniform_noise(self._noise_key, tuple(data.shape), _noise_dtype(data)), data)
+            for corner, size in self.blocks:
+                box = _box(corner, size)
+                out[box] = data[box]
         return like(out, img)
 
 
