@@ -25,7 +25,7 @@ class RandGenesisCorruptionBatch(Randomizable):
     (a torch Generator per device); unseeded, it draws from torch's global generator, which
     ``monai.utils.set_determinism`` seeds. Meant for GPUs: on a CPU the per-cube
     :py:class:`RandGenesisCorruptiond` (compiled kernels) in DataLoader workers is far faster
-    (about 1.2 vs 40 ms per 64 x 64 x 32 cube, ``benchmarks/bench_transforms.py``).
+    (about 1.2 vs 30-50 ms per 64 x 64 x 32 cube, ``benchmarks/bench_transforms.py``).
 
     Args:
         flip_prob: probability of each further flip draw (up to 3). Defaults to 0.4.
