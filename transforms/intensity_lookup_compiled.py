@@ -7,9 +7,9 @@ Why compiled: the curve changes with every cube, so building its lookup costs as
   seven numpy passes through temporaries (same float arithmetic).
 - exact interpolation through the table where the grid cannot follow a steep curve: only in those
   cells (``grid_lookup(..., exact=...)``), with the binary search confined to one bucket of a
-  uniform index. ``np.interp`` over a whole 64 x 64 x 32 cube takes about 11 ms (a 15-step search
-  per voxel), a bucketed search over the whole cube (tried first) about 3.5 ms, the grid with steep cells exact about 0.27 ms
-  (0.17 ms for a curve without steep cells).
+  uniform index. Per 64 x 64 x 32 cube: ``np.interp`` everywhere about 11 ms (a 15-step search per
+  voxel), the bucketed search everywhere (tried first) about 3.5 ms, the grid with its steep cells
+  exact about 0.27 ms (0.17 ms for a curve without steep cells).
 ``BezierLookup`` uses these when numba is importable and keeps numpy forms as the fallback.
 """
 
