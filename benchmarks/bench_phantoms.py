@@ -27,11 +27,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from monai_genesis.data.phantom_abdomen_ct import make_abdomen_ct  # noqa: E402
-from monai_genesis.data.phantom_brain_mri import make_brain_mri  # noqa: E402
-from monai_genesis.data.phantom_chest_ct import make_chest_ct  # noqa: E402
-from monai_genesis.data.phantom_ctpa import make_ctpa  # noqa: E402
-from monai_genesis.data.phantom_writers import write_metaimage, write_nifti  # noqa: E402
+from monai_genesis.phantoms.abdomen_ct import make_abdomen_ct  # noqa: E402
+from monai_genesis.phantoms.brain_mri import make_brain_mri  # noqa: E402
+from monai_genesis.phantoms.chest_ct import make_chest_ct  # noqa: E402
+from monai_genesis.phantoms.ctpa import make_ctpa  # noqa: E402
+from monai_genesis.phantoms.writers import write_metaimage, write_nifti  # noqa: E402
 
 SHAPE = (128, 128, 96)
 MAKERS = {"chest-ct": make_chest_ct, "ctpa": make_ctpa, "abdomen-ct": make_abdomen_ct, "brain-mri": make_brain_mri}

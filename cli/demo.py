@@ -55,7 +55,7 @@ def run_demo(
     from ignite.handlers import TimeLimit
 
     from monai_genesis.data import prepare_cubes
-    from monai_genesis.data.phantom_chest_ct import write_chest_ct_dataset
+    from monai_genesis.phantoms.chest_ct import write_chest_ct_dataset
 
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes!r}.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from monai_genesis.data.phantom_writers import PHANTOM_KINDS, check_formats, write_phantom_dataset
+from monai_genesis.phantoms.writers import PHANTOM_KINDS, check_formats, write_phantom_dataset
 
 
 def parse_triplet(value, name: str, cast=int) -> tuple | None:

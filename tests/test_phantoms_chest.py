@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monai_genesis.data.phantom_chest_ct import CANDIDATE_COLUMNS, make_chest_ct
-from monai_genesis.data.phantom_geometry import rotation_deg, voxel_to_world, world_to_voxel
+from monai_genesis.phantoms.chest_ct import CANDIDATE_COLUMNS, make_chest_ct
+from monai_genesis.data.io import voxel_to_world, world_to_voxel
+from monai_genesis.phantoms.geometry import rotation_deg
 
 SMALL = dict(shape=(64, 64, 48), spacing=(1.4, 1.4, 2.5))  # a 90 x 90 x 120 mm chest at low resolution
 
@@ -129,7 +130,7 @@ def test_direction_moves_the_grid_not_the_patient():
     rotation = rotation_deg(3, -4, 9)
     oblique = make_chest_ct(**SMALL, seed=5, num_nodules=2, direction=rotation)
     assert np.array_equal(oblique.image, plain.image)
-    centre = voxel_to_world((np.array(SMALL["shape"]) - 1) / 2, plain.affine_lps)[0]
+    centre = voxel_to_world((np.array(SMALL["shape"]) - 1) / 2, plain.affine_lps)
     for a, b in zip(plain.nodules, oblique.nodules):
         assert np.allclose(b.centre_world, centre + rotation @ (np.array(a.centre_world) - centre), atol=1e-6)
     assert np.allclose(oblique.affine_lps[:3, :3] / oblique.spacing, rotation)

@@ -11,17 +11,16 @@ from monai.transforms import LoadImage
 from scipy import ndimage
 
 from monai_genesis.cli.synth import run_synth, synth
-from monai_genesis.data.phantom_chest_ct import make_chest_ct, write_chest_ct_dataset
-from monai_genesis.data.phantom_geometry import (
+from monai_genesis.phantoms.chest_ct import make_chest_ct, write_chest_ct_dataset
+from monai_genesis.phantoms.geometry import (
     affine_from_geometry,
     geometry_from_affine,
     lps_to_ras,
     ras_to_lps,
     rotation_deg,
-    voxel_to_world,
-    world_to_voxel,
 )
-from monai_genesis.data.phantom_writers import check_formats, write_image, write_metaimage, write_nifti
+from monai_genesis.data.io import voxel_to_world, world_to_voxel
+from monai_genesis.phantoms.writers import check_formats, write_image, write_metaimage, write_nifti
 
 SMALL = dict(shape=(64, 64, 40), spacing=(1.4, 1.4, 2.5))
 
@@ -121,12 +120,12 @@ def test_candidate_coordinates_are_lps_world_of_the_loaded_volumes(dataset, read
             assert len(positives) == 2
             for row in positives:
                 world = np.array([float(row["coordX"]), float(row["coordY"]), float(row["coordZ"])])
-                voxel = np.rint(world_to_voxel(world, lps_affine)[0]).astype(int)
+                voxel = np.rint(world_to_voxel(world, lps_affine)).astype(int)
                 value = int(mask[tuple(voxel)])
                 assert value > 0  # the candidate's world position lands in its nodule
                 centroid = ndimage.center_of_mass(mask == value)
                 # the mask centroid, mapped with the loaded affine, is near the listed centre
-                assert np.linalg.norm(voxel_to_world(centroid, lps_affine)[0] - world) < 2 * max(spacing)
+                assert np.linalg.norm(voxel_to_world(centroid, lps_affine) - world) < 2 * max(spacing)
     assert any(not np.allclose(d, np.eye(3)) for d in directions)  # an oblique or feet-first case
     assert all(np.linalg.norm(o) > 1 for o in origins)
 

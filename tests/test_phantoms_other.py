@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monai_genesis.data.phantom_abdomen_ct import make_abdomen_ct
-from monai_genesis.data.phantom_brain_mri import BRATS_LABELS, MODALITIES, make_brain_mri
-from monai_genesis.data.phantom_ctpa import FALSE_POSITIVE_KINDS, make_ctpa
-from monai_genesis.data.phantom_geometry import world_to_voxel
-from monai_genesis.data.phantom_writers import write_phantom_dataset
+from monai_genesis.phantoms.abdomen_ct import make_abdomen_ct
+from monai_genesis.phantoms.brain_mri import BRATS_LABELS, MODALITIES, make_brain_mri
+from monai_genesis.phantoms.ctpa import FALSE_POSITIVE_KINDS, make_ctpa
+from monai_genesis.data.io import world_to_voxel
+from monai_genesis.phantoms.writers import write_phantom_dataset
 
 CT_SMALL = dict(shape=(96, 96, 48), spacing=(0.9, 0.9, 2.0))
 

@@ -1,4 +1,4 @@
-"""training/datalist.py, fixed_seed.py and prepare_batch.py: the data side of the pretraining bundle."""
+"""data/datalist.py (cube datalists), transforms/fixed_seed.py and training/prepare_batch.py: the data side of the pretraining bundle."""
 
 import json
 
@@ -8,8 +8,8 @@ import torch
 from monai.transforms import Compose, CopyItemsd, RandGaussianNoised
 
 from monai_genesis.data import LoadCubed
-from monai_genesis.training.datalist import load_cube_datalist
-from monai_genesis.training.fixed_seed import FixedSeedPerItemd
+from monai_genesis.data.datalist import load_cube_datalist
+from monai_genesis.transforms.fixed_seed import FixedSeedPerItemd
 from monai_genesis.training.prepare_batch import GenesisPrepareBatch
 
 

@@ -1,6 +1,7 @@
 """monai_genesis.transforms: the Models Genesis corruptions as MONAI transforms (Zhou et al., MICCAI 2019)."""
 
 from .batched import RandGenesisCorruptionBatch
+from .fixed_seed import FixedSeedPerItemd
 from .flip import RandGenesisFlip, RandGenesisFlipd
 from .local_shuffle import RandLocalPixelShuffle, RandLocalPixelShuffled
 from .nonlinear_intensity import RandNonLinearIntensity, RandNonLinearIntensityd, bezier_table
@@ -23,4 +24,5 @@ __all__ = [
     "RandGenesisCorruptionBatch",
     "bezier_table",
     "check_unit_cube",
+    "FixedSeedPerItemd",
 ]

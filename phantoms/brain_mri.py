@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.phantoms.geometry import HasGeometry, Orientation, case_orientation
+from monai_genesis.phantoms.shapes import (
     Grid,
     case_seed,
     check_count,
@@ -26,7 +26,7 @@ from monai_genesis.data.phantom_shapes import (
     lobulated_ball,
     smooth_noise,
 )
-from monai_genesis.data.phantom_writers import check_formats, prepare_output_dir, write_image, write_manifest
+from monai_genesis.phantoms.writers import check_formats, prepare_output_dir, write_image, write_manifest
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 BRATS_LABELS = (0, 1, 2, 4)

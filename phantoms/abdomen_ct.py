@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.phantoms.geometry import HasGeometry, Orientation, case_orientation
+from monai_genesis.phantoms.shapes import (
     Grid,
     Segment,
     blend,
@@ -32,8 +32,8 @@ from monai_genesis.data.phantom_shapes import (
     smooth_noise,
     tube_occupancy,
 )
-from monai_genesis.data.phantom_trunk import TRUNK_HU, build_trunk
-from monai_genesis.data.phantom_writers import check_formats, prepare_output_dir, write_case_volumes, write_manifest
+from monai_genesis.phantoms.trunk import TRUNK_HU, build_trunk
+from monai_genesis.phantoms.writers import check_formats, prepare_output_dir, write_case_volumes, write_manifest
 
 ABDOMEN_HU = {
     "visceral_fat": -100.0,

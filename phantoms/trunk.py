@@ -2,7 +2,7 @@
 
 Skin, subcutaneous fat, muscle wall, paraspinal muscles and the spine (vertebral bodies with a
 cortical rim, intervertebral discs, spinal canal and posterior arches), in the canonical frame of
-``phantom_shapes`` (u: patient right -1 to left +1, v: anterior -1 to posterior +1, w: inferior 0 to
+``shapes`` (u: patient right -1 to left +1, v: anterior -1 to posterior +1, w: inferior 0 to
 superior 1). The cross-section does not change along z except for the vertebral pattern.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monai_genesis.data.phantom_shapes import Grid, ellipse_level
+from monai_genesis.phantoms.shapes import Grid, ellipse_level
 
 # Hounsfield units of the tissues of the trunk wall
 TRUNK_HU = {

@@ -1,8 +1,8 @@
 """Shared building blocks of the synthetic phantoms.
 
 Argument checks, coordinate grids, ellipsoids, smooth noise, tapered tubes and vessel trees, and
-placement of round lesions. The voxel/world geometry lives in ``phantom_geometry`` (its names are
-importable from here too).
+placement of round lesions. The phantoms' geometry lives in ``geometry``, voxel <-> world
+maps in ``monai_genesis.data.io``.
 
 Conventions (all phantom modules):
     - arrays are indexed (X, Y, Z) = (i, j, k), as MONAI and nibabel load them;
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from monai_genesis.data.phantom_geometry import (  # noqa: F401  (re-exported geometry helpers)
+from monai_genesis.phantoms.geometry import (  # noqa: F401  (re-exported geometry helpers)
     LPS_TO_RAS,
     HasGeometry,
     Orientation,
@@ -39,8 +39,6 @@ from monai_genesis.data.phantom_geometry import (  # noqa: F401  (re-exported ge
     orient_points,
     ras_to_lps,
     rotation_deg,
-    voxel_to_world,
-    world_to_voxel,
 )
 
 

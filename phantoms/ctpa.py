@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_genesis.data.phantom_chest_ct import CANDIDATE_COLUMNS
-from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.phantoms.chest_ct import CANDIDATE_COLUMNS
+from monai_genesis.phantoms.geometry import HasGeometry, Orientation, case_orientation
+from monai_genesis.phantoms.shapes import (
     Grid,
     blend,
     branch_points,
@@ -28,8 +28,8 @@ from monai_genesis.data.phantom_shapes import (
     lobulated_ball,
     make_uid,
 )
-from monai_genesis.data.phantom_thorax import build_thorax
-from monai_genesis.data.phantom_writers import (
+from monai_genesis.phantoms.thorax import build_thorax
+from monai_genesis.phantoms.writers import (
     check_formats,
     prepare_output_dir,
     write_case_volumes,

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from monai_genesis.data.phantom_geometry import HasGeometry, Orientation, case_orientation
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.phantoms.geometry import HasGeometry, Orientation, case_orientation
+from monai_genesis.phantoms.shapes import (
     Grid,
     blend,
     branch_points,
@@ -30,8 +30,8 @@ from monai_genesis.data.phantom_shapes import (
     make_uid,
     place_balls,
 )
-from monai_genesis.data.phantom_thorax import build_thorax
-from monai_genesis.data.phantom_writers import (
+from monai_genesis.phantoms.thorax import build_thorax
+from monai_genesis.phantoms.writers import (
     check_formats,
     prepare_output_dir,
     write_case_volumes,

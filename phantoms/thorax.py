@@ -1,9 +1,9 @@
 """Thorax anatomy shared by the chest CT and CT pulmonary angiography phantoms.
 
-Trunk wall and spine (``phantom_trunk``), ribs with costal cartilage, sternum, two lungs with a
+Trunk wall and spine (``trunk``), ribs with costal cartilage, sternum, two lungs with a
 textured parenchyma, domes of the diaphragm over liver, stomach and spleen, heart, aorta,
 pulmonary trunk, trachea and main bronchi, oesophagus, and branching pulmonary artery and vein
-trees, all scaled to fill the field of view (the canonical frame of ``phantom_shapes``).
+trees, all scaled to fill the field of view (the canonical frame of ``shapes``).
 The Hounsfield units come from a table so that a contrast phase (CTPA) is a different table.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monai_genesis.data.phantom_shapes import (
+from monai_genesis.phantoms.shapes import (
     Grid,
     Segment,
     blend,
@@ -22,7 +22,7 @@ from monai_genesis.data.phantom_shapes import (
     smooth_noise,
     tube_occupancy,
 )
-from monai_genesis.data.phantom_trunk import TRUNK_HU, build_trunk
+from monai_genesis.phantoms.trunk import TRUNK_HU, build_trunk
 
 # Non-contrast chest CT (LUNA16-like); CTPA overrides some entries.
 PLAIN_HU = {

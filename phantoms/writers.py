@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from monai_genesis.data.phantom_geometry import geometry_from_affine, ras_to_lps
+from monai_genesis.phantoms.geometry import geometry_from_affine, ras_to_lps
 
 IMAGE_FORMATS = ("nii.gz", "mhd")
 _ITK_DTYPES = (np.uint8, np.int16, np.float32)
@@ -169,10 +169,10 @@ def write_phantom_dataset(kind: str, output_dir, **kwargs) -> list[Path]:
     Keyword arguments go to the kind's writer (``num_cases``, ``shape``, ``seed``, ``formats``...).
     """
     # imported here: the anatomy modules import this module for its writers
-    from monai_genesis.data.phantom_abdomen_ct import write_abdomen_ct_dataset
-    from monai_genesis.data.phantom_brain_mri import write_brain_mri_dataset
-    from monai_genesis.data.phantom_chest_ct import write_chest_ct_dataset
-    from monai_genesis.data.phantom_ctpa import write_ctpa_dataset
+    from monai_genesis.phantoms.abdomen_ct import write_abdomen_ct_dataset
+    from monai_genesis.phantoms.brain_mri import write_brain_mri_dataset
+    from monai_genesis.phantoms.chest_ct import write_chest_ct_dataset
+    from monai_genesis.phantoms.ctpa import write_ctpa_dataset
 
     writers = {
         "chest-ct": write_chest_ct_dataset,

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from monai_genesis.data.io import voxel_to_world
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 
 
@@ -45,21 +47,6 @@ def lps_to_ras(affine) -> np.ndarray:
 
 
 ras_to_lps = lps_to_ras
-
-
-def voxel_to_world(points, affine) -> np.ndarray:
-    """Map voxel coordinates (N, 3) to world coordinates (N, 3) with a 4x4 affine.
-
-    Same argument order as ``data.io.voxel_to_world``; the world frame is the affine's (RAS for
-    ``affine``, LPS for ``affine_lps``).
-    """
-    points = np.atleast_2d(np.asarray(points, float))
-    return points @ np.asarray(affine, float)[:3, :3].T + np.asarray(affine, float)[:3, 3]
-
-
-def world_to_voxel(points, affine) -> np.ndarray:
-    """Map world coordinates (N, 3) to fractional voxel coordinates (N, 3) with a 4x4 affine."""
-    return voxel_to_world(points, np.linalg.inv(np.asarray(affine, float)))
 
 
 def rotation_deg(rx: float = 0.0, ry: float = 0.0, rz: float = 0.0) -> np.ndarray:
