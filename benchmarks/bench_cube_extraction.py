@@ -1,4 +1,4 @@
-"""Cube extraction speed and storage (GENESIS_SPEC.md section 3), one CPU core.
+"""Cube extraction speed and storage (docs/method.md §3.1), one CPU core.
 
 1. Lung filter of one 64x64x(32+3) crop: ``lung_crop_score`` versus the spec's rule written as the
    reference's four nested per-voxel Python loops (timed on a few crops only), same crops, same

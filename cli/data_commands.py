@@ -24,7 +24,7 @@ def prepare_cubes_command(
     luna16_subsets=None,
     progress: bool = True,
 ):
-    """Extract Models Genesis pretraining cubes (GENESIS_SPEC.md section 3) into float16 shards + datalist.json.
+    """Extract Models Genesis pretraining cubes (docs/method.md §3.1) into float16 shards + datalist.json.
 
     Args:
         input: folder of CT volumes (.nii/.nii.gz/.mhd/.mha/.nrrd, recursive; LUNA16 subset0..9 folders

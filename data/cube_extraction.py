@@ -1,4 +1,4 @@
-"""Random lung cubes from one CT volume, the pretraining data of Models Genesis (GENESIS_SPEC.md section 3).
+"""Random lung cubes from one CT volume, the pretraining data of Models Genesis (docs/method.md §3.1).
 
 Zhou et al., "Models Genesis", MedIA 2021; reference: ``infinite_generator_3D.py`` of MrGiovanni/ModelsGenesis.
 The reference scores every crop with four nested Python loops; here the same rule runs as a few
@@ -159,7 +159,7 @@ def extract_cubes(
 ) -> np.ndarray:
     """Draw up to ``num_cubes`` mostly-lung cubes from a CT volume, clipped and scaled to [0, 1].
 
-    Models Genesis cube extraction (GENESIS_SPEC.md section 3): random crops of
+    Models Genesis cube extraction (docs/method.md §3.1): random crops of
     H x W x (D + lookahead + 1) kept clear of the borders by ``margins``; a crop is kept when its
     :func:`lung_crop_score` is at most ``max_tissue_fraction`` x H x W x D; its first D slices are
     clipped to ``hu_window`` and scaled to [0, 1]. Gives up after ``max_draws_per_cube`` x ``num_cubes`` draws.

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 SECTIONS = ("training", "validation", "test")
-# GENESIS_SPEC.md section 3: LUNA16 subsets 0-4 train, 5-6 validation, 7-9 held out.
+# docs/method.md §3.1: LUNA16 subsets 0-4 train, 5-6 validation, 7-9 held out.
 LUNA16_SUBSET_FOLDS = {**dict.fromkeys(range(5), "training"), 5: "validation", 6: "validation",
                        **dict.fromkeys(range(7, 10), "test")}
 _SUBSET_DIR = re.compile(r"^subset(\d)$")

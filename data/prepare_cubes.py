@@ -1,4 +1,4 @@
-"""`genesis prepare-cubes`: pretraining cubes from a folder or datalist of CT volumes (GENESIS_SPEC.md section 3).
+"""`genesis prepare-cubes`: pretraining cubes from a folder or datalist of CT volumes (docs/method.md §3.1).
 
 Output layout (all paths relative to ``output_dir``):
     cubes/<case_id>.npy   float16 (N, H, W, D) cubes in [0, 1], ``np.load(mmap_mode="r")``-able.

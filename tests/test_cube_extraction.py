@@ -1,4 +1,4 @@
-"""Cube extraction rules of GENESIS_SPEC.md section 3 (monai_genesis.data.cube_extraction)."""
+"""Cube extraction rules of docs/method.md §3.1 (monai_genesis.data.cube_extraction)."""
 
 import numpy as np
 import pytest
