@@ -37,6 +37,8 @@ Where the official script prints a warning or yields NaN we raise ``ValueError``
 naming a scan that is not in ``seriesuids`` (the official script drops those candidates silently;
 ``unknown_series="skip"`` drops them and reports ``num_skipped_unknown_series``), an empty submission,
 no nodule in the listed scans (the sensitivity is undefined), duplicate scans, non-finite numbers.
+Where no nodule is hit at all the official curve is NaN (the ROC of one class); ours is 0, the true
+sensitivity.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,7 +75,6 @@ MAX_MARKS_PER_SCAN = 100  # the official evaluation keeps at most this many cand
 UNKNOWN_DIAMETER_MM = 10.0  # stands for a negative (unknown) diameter, as in the official script
 ANNOTATION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
 SUBMISSION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
-_COORDS = ("coordX", "coordY", "coordZ")
 
 
 def _rate_key(rate: float) -> str:
@@ -145,8 +147,26 @@ def _number(row: Mapping, column: str, where: str) -> float:
     return number
 
 
+class _ParsedRows(NamedTuple):
+    """Rows already checked by the CSV reader: series ids and the float array of the numeric columns."""
+
+    uids: list
+    values: np.ndarray
+
+
 def _table(rows: Iterable[Mapping], columns: Sequence[str], name: str) -> tuple[list[str], np.ndarray]:
-    """Series ids and an (n, len(columns) - 1) float array of the numeric columns."""
+    """Series ids and an (n, len(columns) - 1) float array of the numeric columns; errors name the row."""
+    if isinstance(rows, _ParsedRows):
+        return rows
+    rows = rows if isinstance(rows, list) else list(rows)
+    numeric = columns[1:]
+    try:  # fast path: numpy converts every value at once; any doubt goes to the row-by-row check below
+        uids = [row["seriesuid"].strip() for row in rows]
+        block = np.array([[row[c] for c in numeric] for row in rows], dtype=np.float64).reshape(len(rows), len(numeric))
+        if all(uids) and np.isfinite(block).all():
+            return uids, block
+    except (AttributeError, KeyError, TypeError, ValueError):
+        pass
     uids, numbers = [], []
     for index, row in enumerate(rows):
         where = f"{name} row {index + 1}"
@@ -156,24 +176,32 @@ def _table(rows: Iterable[Mapping], columns: Sequence[str], name: str) -> tuple[
         if uid is None or not str(uid).strip():
             raise ValueError(f"{where}: missing column 'seriesuid'")
         uids.append(str(uid).strip())
-        numbers.append([_number(row, c, where) for c in columns[1:]])
-    return uids, np.asarray(numbers, np.float64).reshape(len(uids), len(columns) - 1)
+        numbers.append([_number(row, c, where) for c in numeric])
+    return uids, np.asarray(numbers, np.float64).reshape(len(uids), len(numeric))
 
 
-def _findings_by_scan(rows, name: str, scans: set) -> dict:
-    """{seriesuid: (centres (m, 3), squared radii (m,))} for the listed scans; negative diameter -> 10 mm."""
-    uids, table = _table(rows, ANNOTATION_COLUMNS, name)
-    diameters = np.where(table[:, 3] < 0, UNKNOWN_DIAMETER_MM, table[:, 3])
-    return {
-        uid: (table[rows, :3], (diameters[rows] / 2.0) ** 2) for uid, rows in _rows_by_series(uids).items() if uid in scans
-    }
+def _series_codes(uids: Sequence[str], scan_index: Mapping[str, int]) -> np.ndarray:
+    """The index in ``seriesuids`` of each row's series, -1 for a series not listed."""
+    return np.fromiter((scan_index.get(uid, -1) for uid in uids), np.int64, len(uids))
 
 
-def _rows_by_series(uids) -> dict:
-    """{seriesuid: indices of its rows}, in one sort rather than one pass per series."""
-    names, codes = np.unique(np.asarray(uids, dtype=str), return_inverse=True)
+def _rows_by_series(codes: np.ndarray, num_scans: int):
+    """(scan index, indices of its rows) for every scan with rows: one sort, not one pass per scan."""
     order = np.argsort(codes, kind="stable")
-    return dict(zip(names.tolist(), np.split(order, np.cumsum(np.bincount(codes, minlength=len(names)))[:-1])))
+    counts = np.bincount(codes, minlength=num_scans)
+    for code, indices in enumerate(np.split(order, np.cumsum(counts)[:-1])):
+        if indices.size:
+            yield code, indices
+
+
+def _findings_by_scan(rows, name: str, scan_index: Mapping[str, int]) -> dict:
+    """{scan index: (centres (m, 3), squared radii (m,))} for the listed scans; negative diameter -> 10 mm."""
+    uids, table = _table(rows, ANNOTATION_COLUMNS, name)
+    codes = _series_codes(uids, scan_index)
+    listed = codes >= 0
+    codes, table = codes[listed], table[listed]
+    diameters = np.where(table[:, 3] < 0, UNKNOWN_DIAMETER_MM, table[:, 3])
+    return {code: (table[i, :3], (diameters[i] / 2.0) ** 2) for code, i in _rows_by_series(codes, len(scan_index))}
 
 
 def _check_seriesuids(seriesuids) -> list[str]:
@@ -229,9 +257,9 @@ def luna16_froc(
     cap = int(max_marks_per_scan) if max_marks_per_scan else 0
     fp_rates = _check_fp_rates(fp_rates)
     scans = _check_seriesuids(seriesuids)
-    scan_set = set(scans)
-    nodules = _findings_by_scan(annotations, "annotations", scan_set)
-    irrelevant = _findings_by_scan(excluded, "excluded", scan_set)
+    scan_index = {uid: i for i, uid in enumerate(scans)}
+    nodules = _findings_by_scan(annotations, "annotations", scan_index)
+    irrelevant = _findings_by_scan(excluded, "excluded", scan_index)
     num_nodules = sum(len(r) for _, r in nodules.values())
     if num_nodules == 0:
         raise ValueError(f"the annotations hold no nodule in the {len(scans)} listed scans: the sensitivity is undefined")
@@ -239,21 +267,22 @@ def luna16_froc(
     uids, candidates = _table(submission, SUBMISSION_COLUMNS, "submission")
     if not uids:
         raise ValueError("the submission holds no candidates")
-    uids = np.asarray(uids)
-    known = np.isin(uids, scans)
+    codes = _series_codes(uids, scan_index)
+    known = codes >= 0
     num_unknown = int((~known).sum())
     if num_unknown and unknown_series == "error":
+        unknown = [uid for uid, code in zip(uids, codes) if code < 0]
         raise ValueError(
-            f"the submission holds {num_unknown} candidates of {len(set(uids[~known]))} series not in seriesuids, "
-            f"e.g. {uids[~known][0]}; list those scans or drop their candidates (unknown_series='skip')"
+            f"the submission holds {num_unknown} candidates of {len(set(unknown))} series not in seriesuids, "
+            f"e.g. {unknown[0]}; list those scans or drop their candidates (unknown_series='skip')"
         )
-    if num_unknown == uids.size:
+    if num_unknown == len(uids):
         raise ValueError("none of the submission's candidates belongs to a series in seriesuids")
 
     hit_probs, fp_probs = [], []
     counts = dict.fromkeys(("num_candidates", "num_ignored_excluded", "num_double_hits", "num_dropped_by_cap"), 0)
     candidates = candidates[known]
-    for uid, indices in _rows_by_series(uids[known]).items():
+    for code, indices in _rows_by_series(codes[known], len(scans)):
         rows = candidates[indices]
         if cap and len(rows) > cap:
             threshold = np.sort(rows[:, 3])[::-1][cap]
@@ -263,8 +292,8 @@ def luna16_froc(
         counts["num_candidates"] += len(rows)
         centres, probs = rows[:, :3], rows[:, 3]
         on_nodule = np.zeros(len(rows), bool)
-        if uid in nodules:
-            nodule_centres, radii2 = nodules[uid]
+        if code in nodules:
+            nodule_centres, radii2 = nodules[code]
             hits = ((nodule_centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1) < radii2[:, None]
             on_nodule = hits.any(0)
             for nodule_hits in hits:
@@ -272,8 +301,8 @@ def luna16_froc(
                     hit_probs.append(probs[nodule_hits].max())
             counts["num_double_hits"] += int(hits.sum() - hits.any(1).sum())
         on_excluded = np.zeros(len(rows), bool)
-        if uid in irrelevant:
-            excluded_centres, radii2 = irrelevant[uid]
+        if code in irrelevant:
+            excluded_centres, radii2 = irrelevant[code]
             on_excluded = (((excluded_centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1) < radii2[:, None]).any(0)
         ignored = on_excluded & ~on_nodule
         counts["num_ignored_excluded"] += int(ignored.sum())
@@ -354,6 +383,12 @@ def read_luna16_csv(path, columns: Sequence[str]) -> list[dict]:
         FileNotFoundError: no such file.
         ValueError: no header, a missing column (named), or a value that is not a finite number (file and line).
     """
+    uids, values = _read_csv_table(path, columns)
+    return [dict(zip(columns, (uid, *numbers))) for uid, numbers in zip(uids, values.tolist())]
+
+
+def _read_csv_table(path, columns: Sequence[str]) -> _ParsedRows:
+    """``read_luna16_csv`` without building one dict per row (LUNA16 submissions hold ~750,000)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
@@ -366,19 +401,30 @@ def read_luna16_csv(path, columns: Sequence[str]) -> list[dict]:
         missing = [c for c in columns if c not in header]
         if missing:
             raise ValueError(f"{path}: missing column '{missing[0]}' (the header has: {', '.join(header)})")
-        index = {c: header.index(c) for c in columns}
-        rows = []
+        index = [header.index(c) for c in columns]
+        needed = max(index) + 1
+        selected, lines = [], []
         for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            where = f"{path} line {reader.line_num}"
-            if len(fields) <= max(index.values()):
-                raise ValueError(f"{where}: {len(fields)} fields, fewer than the header's {len(header)}")
-            row = {c: fields[i].strip() for c, i in index.items()}
-            for c in columns[1:]:
-                row[c] = _number(row, c, where)
-            rows.append(row)
-    return rows
+            if len(fields) < needed:
+                if not "".join(fields).strip():
+                    continue  # a blank line
+                raise ValueError(f"{path} line {reader.line_num}: {len(fields)} fields, fewer than the header's {len(header)}")
+            uid = fields[index[0]].strip()
+            if not uid:
+                raise ValueError(f"{path} line {reader.line_num}: empty seriesuid")
+            selected.append([uid] + [fields[i] for i in index[1:]])
+            lines.append(reader.line_num)
+    try:  # numpy parses every number at once (spaces allowed); on a failure the loop below names the line
+        block = np.array([values[1:] for values in selected], dtype=np.float64).reshape(len(selected), len(columns) - 1)
+        valid = bool(np.isfinite(block).all())
+    except ValueError:
+        valid = False
+    if not valid:
+        block = np.array(
+            [[_number({c: v}, c, f"{path} line {line}") for c, v in zip(columns[1:], values[1:])] for values, line in zip(selected, lines)],
+            dtype=np.float64,
+        ).reshape(len(selected), len(columns) - 1)
+    return _ParsedRows([values[0] for values in selected], block)
 
 
 def read_seriesuids(path) -> list[str]:
@@ -404,21 +450,21 @@ def plot_froc(result: dict, path, title: str = "LUNA16 FROC") -> None:
     sensitivity = np.asarray(result["sensitivity_curve"])
     rates = np.asarray(result["fp_rates"])
     lo, hi = min(rates.min(), 0.125), max(rates.max(), 8.0)
-    grid = np.geomspace(lo, hi, 400)
+    grid = np.geomspace(lo / 1.2, hi * 1.2, 600)
     figure = Figure(figsize=(6.4, 4.8), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.plot(grid, np.interp(grid, fps, sensitivity), lw=2, label="FROC")
     axes.plot(rates, sensitivities_at(fps, sensitivity, rates), "o", label="CPM points")
     axes.set_xscale("log", base=2)
-    axes.set_xlim(lo, hi)
+    axes.set_xlim(lo / 1.2, hi * 1.2)
     axes.set_ylim(0, 1.02)
     axes.set_xticks(rates, [_rate_key(r) for r in rates])
     axes.set_xlabel("average false positives per scan")
     axes.set_ylabel("sensitivity")
     axes.set_title(f"{title}: CPM {result['cpm']:.3f} ({result['num_nodules']} nodules, {result['num_scans']} scans)")
     axes.grid(True, which="both", alpha=0.4)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -440,13 +486,16 @@ def evaluate_luna16(annotations_csv, excluded_csv, seriesuids_csv, submission_cs
     Returns:
         ``luna16_froc``'s dict.
     """
-    annotations = read_luna16_csv(annotations_csv, ANNOTATION_COLUMNS)
-    excluded = read_luna16_csv(excluded_csv, ANNOTATION_COLUMNS)
+    annotations = _read_csv_table(annotations_csv, ANNOTATION_COLUMNS)
+    excluded = _read_csv_table(excluded_csv, ANNOTATION_COLUMNS)
     seriesuids = read_seriesuids(seriesuids_csv)
-    submission = read_luna16_csv(submission_csv, SUBMISSION_COLUMNS)
-    if not submission:
+    submission = _read_csv_table(submission_csv, SUBMISSION_COLUMNS)
+    if not submission.uids:
         raise ValueError(f"{os.fspath(submission_csv)}: the submission holds no candidates")
-    result = luna16_froc(annotations, excluded, seriesuids, submission, **options)
+    try:
+        result = luna16_froc(annotations, excluded, seriesuids, submission, **options)
+    except ValueError as error:  # name the files the message is about
+        raise ValueError(f"{os.fspath(submission_csv)} scored on {os.fspath(seriesuids_csv)}: {error}") from None
     report = {k: v for k, v in result.items() if k not in ("fps_per_scan", "sensitivity_curve", "thresholds")}
     report["files"] = {
         "annotations": os.fspath(annotations_csv),
