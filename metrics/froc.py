@@ -231,7 +231,7 @@ def luna16_froc(
 
     Args:
         annotations: nodules, dicts with seriesuid, coordX, coordY, coordZ (world mm), diameter_mm.
-        excluded: findings to ignore (annotations_excluded.csv), the same columns.
+        excluded: findings to ignore (annotations_excluded.csv), the same columns; None for none.
         seriesuids: the evaluated scans; the false-positive rate is divided by their number.
         submission: candidates, dicts with seriesuid, coordX, coordY, coordZ, probability.
         max_marks_per_scan: candidates kept per scan (the official 100); None or 0 keeps all.
@@ -259,7 +259,7 @@ def luna16_froc(
     scans = _check_seriesuids(seriesuids)
     scan_index = {uid: i for i, uid in enumerate(scans)}
     nodules = _findings_by_scan(annotations, "annotations", scan_index)
-    irrelevant = _findings_by_scan(excluded, "excluded", scan_index)
+    irrelevant = _findings_by_scan([] if excluded is None else excluded, "excluded", scan_index)
     num_nodules = sum(len(r) for _, r in nodules.values())
     if num_nodules == 0:
         raise ValueError(f"the annotations hold no nodule in the {len(scans)} listed scans: the sensitivity is undefined")
