@@ -1,9 +1,9 @@
 """FROC analysis: the LUNA16 score (CPM) and the candidate-level FROC of ECC (docs/method.md §5.2).
 
-``luna16_froc`` scores a LUNA16 submission the way the challenge's evaluation script
-(``noduleCADEvaluationLUNA16.py``) does; ``candidate_froc`` is the same curve for candidates that
-already carry a label (pulmonary embolism false-positive reduction); ``evaluate_luna16`` reads the
-challenge's four CSV files and writes ``froc.json`` and ``froc.png``.
+``luna16_froc`` scores a LUNA16 submission the way the challenge's own evaluation script does;
+``candidate_froc`` is the same curve for candidates that already carry a label (pulmonary embolism
+false-positive reduction); ``evaluate_luna16`` reads the challenge's four CSV files and writes
+``froc.json`` and ``froc.png``.
 
 The rules of ``luna16_froc``, each as the official script applies it:
 
@@ -324,7 +324,9 @@ def luna16_froc(
     }
 
 
-def candidate_froc(probabilities, labels, case_ids, num_cases: int | None = None, fp_rates: Sequence[float] = FP_RATES) -> dict:
+def candidate_froc(
+    probabilities, labels, case_ids, num_cases: int | None = None, fp_rates: Sequence[float] = FP_RATES
+) -> dict:
     """
     The candidate-level FROC (ECC): sensitivity over the positive candidates against false positives per case.
 
@@ -408,7 +410,8 @@ def _read_csv_table(path, columns: Sequence[str]) -> _ParsedRows:
             if len(fields) < needed:
                 if not "".join(fields).strip():
                     continue  # a blank line
-                raise ValueError(f"{path} line {reader.line_num}: {len(fields)} fields, fewer than the header's {len(header)}")
+                where = f"{path} line {reader.line_num}"
+                raise ValueError(f"{where}: {len(fields)} fields, fewer than the header's {len(header)}")
             uid = fields[index[0]].strip()
             if not uid:
                 raise ValueError(f"{path} line {reader.line_num}: empty seriesuid")
@@ -420,10 +423,11 @@ def _read_csv_table(path, columns: Sequence[str]) -> _ParsedRows:
     except ValueError:
         valid = False
     if not valid:
-        block = np.array(
-            [[_number({c: v}, c, f"{path} line {line}") for c, v in zip(columns[1:], values[1:])] for values, line in zip(selected, lines)],
-            dtype=np.float64,
-        ).reshape(len(selected), len(columns) - 1)
+        checked = [
+            [_number({c: v}, c, f"{path} line {line}") for c, v in zip(columns[1:], values[1:])]
+            for values, line in zip(selected, lines)
+        ]
+        block = np.array(checked, dtype=np.float64).reshape(len(selected), len(columns) - 1)
     return _ParsedRows([values[0] for values in selected], block)
 
 
