@@ -134,15 +134,18 @@ def network_settings(
 ) -> dict:
     """The network settings of inference: each override if given, else the checkpoint's saved ``settings``,
     else what its weights show (width and channels of a Models Genesis U-Net), else the published
-    cube size (64, 64, 32).
+    network (width 1, one channel, 64 x 64 x 32 cubes).
 
-    Raises:
-        FileNotFoundError: no checkpoint at ``ckpt_path`` (train first, or set ``ckpt_dir``).
-        ValueError: the checkpoint is unreadable, or a setting can be read from neither.
+    A missing or unreadable checkpoint gives the published settings (so that the network can be built
+    and checked without weights, e.g. by ``monai.bundle verify_net_in_out``); the weight loader
+    (:class:`NetworkWeightsLoader`) then reports the file.
     """
     from monai_genesis.networks.weights import FIRST_CONV
 
-    ckpt = read_checkpoint(ckpt_path, what="trained model (set ckpt_dir, or train first)")
+    try:
+        ckpt = read_checkpoint(ckpt_path)
+    except (OSError, ValueError):
+        ckpt = {}
     saved = dict(ckpt.get("settings") or {})
     state = ckpt.get("model", ckpt)
     if isinstance(state, Mapping):
@@ -153,13 +156,10 @@ def network_settings(
             saved.setdefault("in_channels", int(first.shape[1]))
         if isinstance(state.get("out_tr.final_conv.weight"), torch.Tensor):
             saved.setdefault("out_channels", int(state["out_tr.final_conv.weight"].shape[0]))
-    saved.setdefault("cube_size", list(DEFAULT_CUBE_SIZE))
+    defaults = {"network_width": 1.0, "cube_size": list(DEFAULT_CUBE_SIZE), "in_channels": 1, "out_channels": 1}
     given = {"network_width": network_width, "cube_size": cube_size, "in_channels": in_channels,
              "out_channels": out_channels}
-    result = {k: (v if v is not None else saved.get(k)) for k, v in given.items()}
-    unknown = [k for k, v in result.items() if v is None]
-    if unknown:
-        raise ValueError(f"{os.fspath(ckpt_path)}: does not say its {unknown}; pass " + " ".join(f"--{k} ..." for k in unknown))
+    result = {k: v if v is not None else saved.get(k, defaults[k]) for k, v in given.items()}
     result["cube_size"] = [int(v) for v in result["cube_size"]]
     return result
 
