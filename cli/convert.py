@@ -52,7 +52,8 @@ def convert_weights(src: str, dst: str, overwrite: bool = False) -> str:
     try:
         load_genesis_weights(network, state, part="all", strict=True, source_name=src)
     except ValueError as error:  # the layers are read from the file: a mismatch means a damaged file
-        raise ValueError(f"{src}: its tensors do not form a consistent {type(network).__name__} ({error})") from None
+        detail = str(error).partition(": ")[2] or str(error)  # the key lists, without the source's name again
+        raise ValueError(f"{src}: its tensors do not form a consistent {type(network).__name__}: {detail}") from None
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save({k: v.contiguous().clone() for k, v in state.items()}, dst)
     return f"wrote {len(state)} tensors of a {type(network).__name__} (width {network.width:g}) to {dst}"

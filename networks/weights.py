@@ -212,7 +212,7 @@ def load_genesis_weights(
             k.startswith("up_tr") for k in target_state
         )
         raise ValueError(
-            f"weights from {report.source} do not fit {type(model).__name__} (part={part}): "
+            f"weights from {report.source} do not fit {type(model).__name__}{'' if part == 'all' else f' (part={part})'}: "
             f"missing keys ({len(report.missing)}): {_keys(report.missing)}; "
             f"unexpected keys ({len(report.unexpected)}): {_keys(report.unexpected)}; "
             f"shape-mismatched keys ({len(report.mismatched)}): {_keys(report.mismatched)}"
