@@ -110,7 +110,8 @@ def _crop_centre(volume, center, window) -> tuple[tuple[int, int, int], str]:
 def lung_centre(volume_hu: np.ndarray, air_hu: float = -400.0) -> tuple[int, int, int] | None:
     """A voxel inside the largest lung-like region of a CT in HU (air not connected to the border), or None.
 
-    Air connected to the volume's border is outside the body; the largest remaining air region is
+    ``volume_hu`` is in the canonical orientation (axial axis last). Air connected to the in-plane
+    borders of the volume is outside the body; the largest remaining air region is
     a lung. Returns its voxel nearest to its centroid (the centroid of both lungs is the mediastinum),
     or None when no such region holds 0.5 % of the volume (not a chest CT).
     """
@@ -121,7 +122,8 @@ def lung_centre(volume_hu: np.ndarray, air_hu: float = -400.0) -> tuple[int, int
     labels, count = ndimage.label(air)
     if count == 0:
         return None
-    border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()]))
+    # in-plane borders only (the volume is RAS): lungs often reach the first or last axial slice
+    border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel()]))
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[0] = 0
     sizes[border] = 0

@@ -25,7 +25,8 @@ def input_error_of(error: BaseException) -> BaseException | None:
     seen = set()
     while id(error) not in seen:
         seen.add(id(error))
-        inner = error.__cause__ or error.__context__
+        # `raise ... from None` hides the context it replaces: stop at the message written for the user
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
         if inner is None:
             break
         error = inner
