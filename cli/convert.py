@@ -4,6 +4,7 @@ import os
 
 import torch
 
+from monai_genesis.data.atomic_write import write_atomic
 from monai_genesis.networks import GenesisClassifier, GenesisEncoder, UNet3D, load_genesis_weights, read_state_dict
 from monai_genesis.networks.weights import FIRST_CONV
 
@@ -55,5 +56,6 @@ def convert_weights(src: str, dst: str, overwrite: bool = False) -> str:
         detail = str(error).partition(": ")[2] or str(error)  # the key lists, without the source's name again
         raise ValueError(f"{src}: its tensors do not form a consistent {type(network).__name__}: {detail}") from None
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save({k: v.contiguous().clone() for k, v in state.items()}, dst)
+    tensors = {k: v.contiguous().clone() for k, v in state.items()}
+    write_atomic(dst, lambda stream: torch.save(tensors, stream))  # Ctrl-C leaves no torn model.pt
     return f"wrote {len(state)} tensors of a {type(network).__name__} (width {network.width:g}) to {dst}"

@@ -59,7 +59,8 @@ def main() -> None:
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
-        detail = str(interrupt) if isinstance(interrupt, Interrupted) else "nothing was kept; run the command again"
+        detail = (str(interrupt) if isinstance(interrupt, Interrupted)
+                  else "stopped by Ctrl-C; files it had finished are kept; run the same command again")
         print(f"genesis: interrupted: {detail}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except EXPECTED_ERRORS as error:

@@ -210,18 +210,24 @@ class LoadVolumed(MapTransform):
         keys: keys holding paths.
         dtype: output dtype; default float32.
         channel: the channel of 4D files (see :func:`load_volume`).
+        window: (low, high) intensity window the volumes will be scaled with; :func:`check_window`
+            warns about a volume it suits poorly (e.g. an MRI under a CT window). None: no check.
         allow_missing_keys: skip absent keys.
     """
 
     def __init__(self, keys: KeysCollection, dtype=np.float32, channel: int | None = None,
-                 allow_missing_keys: bool = False) -> None:
+                 window: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.dtype, self.channel = dtype, channel
+        self.window = None if window is None else tuple(float(v) for v in window)
 
     def __call__(self, data):
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = load_volume(d[key], dtype=self.dtype, channel=self.channel)
+            path = d[key]
+            d[key] = load_volume(path, dtype=self.dtype, channel=self.channel)
+            if self.window is not None:
+                check_window(d[key], self.window, name=os.fspath(path))
         return d
 
 
