@@ -18,7 +18,8 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_genesis.networks import UNet3D
-from monai_genesis.training.bundle_errors import input_error_of
+from monai_genesis.data.datalist import load_cube_datalist
+from monai_genesis.training.bundle_errors import input_error_of, install_short_errors
 from monai_genesis.training.checkpoint import NetworkWeightsLoader, network_settings, resolve_resume_path
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_pretrain"
@@ -148,3 +149,26 @@ def test_the_user_sees_one_line_under_monai_bundle_run(tmp_path):
     assert run.stderr.strip().splitlines()[-1] == (
         f"genesis_pretrain: error: cube datalist '{tmp_path / 'absent' / 'datalist.json'}' does not exist: set "
         "dataset_dir (or datalist) to the output folder of prepare_cubes. (GENESIS_DEBUG=1 shows the traceback)")
+
+
+def test_the_hook_shortens_only_our_checks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+    monkeypatch.setenv("GENESIS_DEBUG", "1")
+    assert install_short_errors("genesis_pretrain") is False and sys.excepthook is sys.__excepthook__
+    monkeypatch.delenv("GENESIS_DEBUG")
+    assert install_short_errors("genesis_pretrain") is True
+    try:
+        try:
+            load_cube_datalist(tmp_path / "absent.json")
+        except FileNotFoundError as error:  # as MONAI's instantiate wraps it
+            raise RuntimeError("Failed to instantiate component 'load_cube_datalist'") from error
+    except RuntimeError as wrapped:
+        sys.excepthook(type(wrapped), wrapped, wrapped.__traceback__)
+    assert capsys.readouterr().err.startswith(
+        f"genesis_pretrain: error: cube datalist '{tmp_path / 'absent.json'}' does not exist")
+    try:
+        raise ValueError("a bug, not an input check")
+    except ValueError as foreign:
+        assert input_error_of(foreign) is None
+        sys.excepthook(type(foreign), foreign, foreign.__traceback__)
+    assert "Traceback" in capsys.readouterr().err  # printed in full

@@ -17,8 +17,6 @@ import sys
 
 __all__ = ["install_short_errors", "input_error_of"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def input_error_of(error: BaseException) -> BaseException | None:
     """The innermost cause of ``error`` when it is an input check of this package (else None)."""
@@ -35,7 +33,7 @@ def input_error_of(error: BaseException) -> BaseException | None:
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    raised_here = tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+    raised_here = tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("monai_genesis.")
     return error if raised_here else None
 
 
