@@ -273,6 +273,12 @@ def test_ctrl_c_exits_130_saying_what_was_kept(tmp_path, monkeypatch, capsys):
     assert os.listdir(out / "cubes") == ["ct0.npy"]
 
 
+def test_demo_with_too_few_volumes(monkeypatch, capsys):
+    code, lines = genesis(monkeypatch, capsys, "demo", "--num_cases", "2")
+    assert code == 2 and lines == [
+        "genesis: error: --num_cases: the demo needs at least 3 volumes (training, validation, test), got 2."]
+
+
 def test_genesis_debug_keeps_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["genesis", "show-corruptions", "--image", str(tmp_path / "absent.nii.gz")])
     monkeypatch.setenv("GENESIS_DEBUG", "1")
