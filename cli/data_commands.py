@@ -23,6 +23,7 @@ def prepare_cubes_command(
     test_fraction: float = 0.1,
     luna16_subsets=None,
     progress: bool = True,
+    allow_empty_validation: bool = False,
 ):
     """Extract Models Genesis pretraining cubes (docs/method.md §3.1) into float16 shards + datalist.json.
 
@@ -40,31 +41,41 @@ def prepare_cubes_command(
         test_fraction: test share when the split is drawn (default 0.1).
         luna16_subsets: unset detects LUNA16 subset folders; True requires them; False ignores them.
         progress: show a progress bar (default True).
+        allow_empty_validation: keep a run that gave no validation cubes (a warning; refused by default).
+
+    Volumes are read in the canonical orientation (axial axis last); each skipped volume is reported
+    on stderr; a run without training cubes (or, by default, without validation cubes) fails.
+    Ctrl-C keeps the finished shards: the same command resumes.
     """
+    from monai_genesis.cli.main import Interrupted
     from monai_genesis.data.prepare_cubes import prepare_cubes
 
-    summary = prepare_cubes(
-        input,
-        output_dir,
-        scale=scale,
-        cube_size=_triple(cube_size, "cube_size"),
-        margins=_triple(margins, "margins"),
-        workers=workers,
-        seed=seed,
-        split=split,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        luna16_subsets=luna16_subsets,
-        progress=progress,
-    )
+    try:
+        summary = prepare_cubes(
+            input,
+            output_dir,
+            scale=scale,
+            cube_size=_triple(cube_size, "cube_size"),
+            margins=_triple(margins, "margins"),
+            workers=workers,
+            seed=seed,
+            split=split,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            luna16_subsets=luna16_subsets,
+            progress=progress,
+            allow_empty_validation=allow_empty_validation,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"the finished volumes' shards are kept in {output_dir}/cubes; run the same command again to resume."
+        ) from None
     cubes = summary["cubes"]
     print(
         f"{summary['volumes_with_cubes']}/{summary['volumes']} volumes gave cubes "
         f"({summary['processed_now']} processed now, {summary['reused']} reused): "
         f"{cubes['training']} training, {cubes['validation']} validation, {cubes['test']} test cubes."
     )
-    for item in summary["skipped"]:
-        print(f"skipped {item['case_id']}: {item['reason']}")
     print(f"datalist: {output_dir}/datalist.json; summary: {output_dir}/summary.json")
 
 

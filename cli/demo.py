@@ -59,6 +59,8 @@ def run_demo(
 
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes!r}.")
+    if int(num_cases) != num_cases or num_cases < 3:
+        raise ValueError(f"--num_cases: the demo needs at least 3 volumes (training, validation, test), got {num_cases!r}.")
     if threads < 1 or num_workers < 0:
         raise ValueError(f"--threads must be >= 1 and --num_workers >= 0, got {threads!r} and {num_workers!r}.")
     torch.set_num_threads(threads)

@@ -5,6 +5,7 @@ Each subcommand lives in the module of the job it runs; this file only registers
 
 import os
 import sys
+import warnings
 
 import fire
 
@@ -29,15 +30,53 @@ def _commands() -> dict:
     }
 
 
+# Expected failures: bad input or a bad output path. Each ends in one line and exit code 2.
+EXPECTED_ERRORS = (OSError, ValueError)  # OSError: FileNotFoundError, FileExistsError, NotADirectoryError, ...
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C in a command that can say what it kept and how to resume (the message)."""
+
+
+def _show_input_warning(message, category, filename, lineno, file=None, line=None):
+    from monai_genesis.data.io import InputWarning
+
+    if issubclass(category, InputWarning):
+        print(f"genesis: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Run a subcommand; bad input (missing file, wrong shape, NaNs, ...) ends in one clear line, exit code 2."""
+    debug = bool(os.environ.get("GENESIS_DEBUG"))  # the full traceback, for bug reports
+    warnings.showwarning = _show_input_warning
     try:
         fire.Fire(_commands(), name="genesis")
-    except (FileNotFoundError, ValueError) as error:
-        if os.environ.get("GENESIS_DEBUG"):  # the full traceback, for bug reports
+    except KeyboardInterrupt as interrupt:
+        if debug:
             raise
-        print(f"genesis: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        detail = (str(interrupt) if isinstance(interrupt, Interrupted)
+                  else "stopped by Ctrl-C; files it had finished are kept; run the same command again")
+        print(f"genesis: interrupted: {detail}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except EXPECTED_ERRORS as error:
+        if debug:
+            raise
+        print(f"genesis: error: {_one_line(error)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename and not text.startswith(str(error.filename)):
+        text = f"{error.filename}: {error.strerror or text}"  # e.g. PermissionError from open()
+    return text or type(error).__name__
 
 
 if __name__ == "__main__":

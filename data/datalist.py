@@ -306,7 +306,13 @@ def _check_cube_files(items, path, section, cube_size, image_key, index_key) -> 
     for cube_file, index in largest_index.items():
         if not os.path.isfile(cube_file):
             raise FileNotFoundError(f"cube file '{cube_file}' listed in '{path}' does not exist.")
-        shape = np.load(cube_file, mmap_mode="r").shape
+        try:
+            shape = np.load(cube_file, mmap_mode="r").shape
+        except (ValueError, OSError, EOFError) as error:  # e.g. "mmap length is greater than file size"
+            raise ValueError(
+                f"cube file '{cube_file}' listed in '{path}' is truncated or not a .npy array ({error}); "
+                "run `genesis prepare-cubes` again on the same output folder: it redoes unreadable shards."
+            ) from None
         if len(shape) != 4:
             raise ValueError(f"cube file '{cube_file}' should hold an array (N, H, W, D) of cubes, got shape {shape}.")
         if cube_size is not None and tuple(shape[1:]) != tuple(int(s) for s in cube_size):

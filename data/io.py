@@ -17,17 +17,26 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import warnings
+
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import ITKReader, MetaTensor, NibabelReader
-from monai.transforms import LoadImage
+from monai.transforms import LoadImage, MapTransform, Orientation
 
 __all__ = [
     "NIFTI_SUFFIXES",
     "ITK_SUFFIXES",
     "VOLUME_SUFFIXES",
     "volume_suffix",
+    "CANONICAL_AXCODES",
     "load_volume",
+    "LoadVolumed",
+    "check_window",
+    "InputWarning",
+    "RAS_LABELS",
+    "reorient",
     "voxel_to_world",
     "world_to_voxel",
 ]
@@ -35,6 +44,14 @@ __all__ = [
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ITK_SUFFIXES = (".mhd", ".mha", ".nrrd")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+
+# The one orientation volumes are brought to before cube extraction, galleries and inference:
+# (i, j, k) run towards Right, Anterior, Superior, so the axial axis is the last one whatever the
+# file's storage order (LAS, LPS, LSA, oblique, ...).
+CANONICAL_AXCODES = "RAS"
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+# check_window warns when at least this share of the voxels lies outside the intensity window.
+_OUTSIDE_WINDOW_WARNING = 0.95
 
 # x and y change sign between RAS and LPS, z does not.
 _LPS_RAS_FLIP = np.array([-1.0, -1.0, 1.0])
@@ -63,24 +80,42 @@ def _reader_for(path: str):
     )
 
 
-def load_volume(path: str | os.PathLike, dtype: np.dtype | type | None = np.float32) -> MetaTensor:
+def load_volume(
+    path: str | os.PathLike,
+    dtype: np.dtype | type | None = np.float32,
+    *,
+    channel: int | None = None,
+    orientation: str | None = None,
+    min_shape: Sequence[int] | None = None,
+) -> MetaTensor:
     """Load one 3D volume through MONAI ``LoadImage`` (NibabelReader for NIfTI, ITKReader otherwise).
+
+    The one reader of every command and bundle, with one set of checks: the file is readable, it
+    is 3D (a 4D file only with ``channel``), its values are finite, and it is at least ``min_shape``.
 
     Args:
         path: a ``.nii``/``.nii.gz``, ``.mhd``/``.mha``/``.nrrd`` file, or a folder holding one DICOM series.
         dtype: output data type; None keeps the stored type (e.g. int16 for LUNA16, half the memory).
+        channel: for a 4D (X, Y, Z, C) file, the channel to keep; a 4D file without it is refused.
+        orientation: axis codes to reorient to with MONAI ``Orientation``, e.g. ``CANONICAL_AXCODES``
+            ("RAS": the axial axis last); None keeps the file's storage order.
+        min_shape: smallest accepted (X, Y, Z) after reorientation; None accepts any non-empty volume.
 
     Returns:
         A ``MetaTensor`` of shape (X, Y, Z) (no channel dimension) whose ``affine`` maps voxel
-        indices to RAS millimetres; ``meta["filename_or_obj"]`` is the path.
+        indices to RAS millimetres; ``meta["filename_or_obj"]`` is the path and
+        ``meta["original_affine"]`` the file's own affine (before reorientation).
 
     Raises:
         FileNotFoundError: ``path`` does not exist (or a .mhd file's .raw data is missing).
-        ValueError: unsupported type, unreadable file, not a 3D scalar volume, or non-finite values.
+        ValueError: unsupported type, unreadable file, not a 3D scalar volume, non-finite values,
+            or smaller than ``min_shape``. Every message starts with the path.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or folder.")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes).")
     reader = _reader_for(path)
     try:
         image = LoadImage(reader=reader, image_only=True, dtype=dtype)(path)
@@ -91,13 +126,109 @@ def load_volume(path: str | os.PathLike, dtype: np.dtype | type | None = np.floa
     # Drop trailing singleton axes ((X, Y, Z, 1) NIfTI files); anything else must be 3D already.
     while image.ndim > 3 and image.shape[-1] == 1:
         image = image[..., 0]
+    if image.ndim == 4 and image.shape[-1] > 1:
+        channels = image.shape[-1]
+        if channel is None:
+            raise ValueError(
+                f"{path}: a 4D volume of shape {tuple(image.shape)} ({channels} channels or time points); "
+                f"choose one with channel=0..{channels - 1} (--channel on the command line)."
+            )
+        if not 0 <= int(channel) < channels:
+            raise ValueError(f"{path}: channel {channel} does not exist; the volume has channels 0..{channels - 1}.")
+        image = image[..., int(channel)]
     if image.ndim != 3:
-        raise ValueError(f"{path}: expected a 3D scalar volume, got an array of shape {tuple(image.shape)}.")
+        kind = f"a {image.ndim}D image" if image.ndim < 3 else "an array"
+        raise ValueError(f"{path}: expected a 3D scalar volume, got {kind} of shape {tuple(image.shape)}.")
     if min(image.shape) < 1:
         raise ValueError(f"{path}: the volume is empty (shape {tuple(image.shape)}).")
     if image.is_floating_point() and not bool(torch.isfinite(image.as_tensor()).all()):
-        raise ValueError(f"{path}: the volume contains NaN or infinite values.")
+        bad = int((~torch.isfinite(image.as_tensor())).sum())
+        raise ValueError(f"{path}: the volume contains NaN or infinite values ({bad} voxels).")
+    if orientation is not None:
+        image = reorient(image, orientation)
+    if min_shape is not None and any(n < int(m) for n, m in zip(image.shape, min_shape)):
+        raise ValueError(
+            f"{path}: the volume is {tuple(image.shape)} voxels, smaller than the {tuple(int(m) for m in min_shape)} needed."
+        )
     return image
+
+
+def reorient(image: MetaTensor, axcodes: str = CANONICAL_AXCODES) -> MetaTensor:
+    """A 3D (X, Y, Z) ``MetaTensor`` reoriented to ``axcodes`` with MONAI ``Orientation`` (nearest axes
+    for oblique volumes); the affine follows, so world coordinates are unchanged."""
+    meta = dict(image.meta)
+    # labels given: monai 1.6 warns when they are left to their (changed) default; these are 1.5.2's.
+    oriented = Orientation(axcodes=axcodes, labels=RAS_LABELS)(image[None])[0]
+    oriented.meta.update({k: v for k, v in meta.items() if k not in ("affine", "spatial_shape")})
+    return oriented
+
+
+def check_window(image, window: Sequence[float], name: str = "the volume") -> str | None:
+    """A warning (also issued with ``warnings.warn``) when ``window`` suits ``image`` poorly, else None.
+
+    Implausible: at least 95 % of the voxels lie outside (low, high), e.g. air around a head under a
+    lung window, or the voxels span under 5 % of the window, e.g. an MRI (0..1) under the CT window
+    (-1000, 1000) HU, which renders a flat grey image.
+    """
+    low, high = (float(v) for v in window)
+    values = image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(np.asarray(image))
+    values = values.reshape(-1)
+    if values.numel() > 1_000_000:  # a strided sample is enough for a share
+        values = values[:: values.numel() // 1_000_000]
+    values = values.float()
+    outside = float(((values < low) | (values > high)).float().mean())
+    message = None
+    if outside >= _OUTSIDE_WINDOW_WARNING:
+        message = (
+            f"{name}: {outside:.0%} of the voxels lie outside the window ({low:g}, {high:g}); "
+            "is this the right image and window?"
+        )
+    else:
+        span = float(torch.quantile(values[:: max(1, values.numel() // 100_000)], 0.99)
+                      - torch.quantile(values[:: max(1, values.numel() // 100_000)], 0.01))
+        if span < 0.05 * (high - low):
+            message = (
+                f"{name}: the values span {span:g}, under 5% of the window ({low:g}, {high:g}); an MRI or a "
+                "normalised image under a CT window looks flat grey (pass another window, or none for min-max scaling)."
+            )
+    if message:
+        warnings.warn(message, InputWarning, stacklevel=2)
+    return message
+
+
+class InputWarning(UserWarning):
+    """Input that is readable but looks wrong (the `genesis` command prints it as ``genesis: warning: ...``)."""
+
+
+class LoadVolumed(MapTransform):
+    """Dictionary form of :func:`load_volume` for bundle configs: each key's path becomes its (X, Y, Z) volume.
+
+    Add ``EnsureChannelFirstd(channel_dim="no_channel")`` and ``Orientationd`` after it, so that ``Invertd``
+    can write predictions back in the input's geometry.
+
+    Args:
+        keys: keys holding paths.
+        dtype: output dtype; default float32.
+        channel: the channel of 4D files (see :func:`load_volume`).
+        window: (low, high) intensity window the volumes will be scaled with; :func:`check_window`
+            warns about a volume it suits poorly (e.g. an MRI under a CT window). None: no check.
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(self, keys: KeysCollection, dtype=np.float32, channel: int | None = None,
+                 window: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.dtype, self.channel = dtype, channel
+        self.window = None if window is None else tuple(float(v) for v in window)
+
+    def __call__(self, data):
+        d = dict(data)
+        for key in self.key_iterator(d):
+            path = d[key]
+            d[key] = load_volume(path, dtype=self.dtype, channel=self.channel)
+            if self.window is not None:
+                check_window(d[key], self.window, name=os.fspath(path))
+        return d
 
 
 def _reader_error(reader, path: str, err: Exception) -> str:

@@ -18,6 +18,8 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
+import warnings
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,12 +37,21 @@ from monai_genesis.data.datalist import (
     luna16_section,
     split_cases,
 )
-from monai_genesis.data.io import load_volume
+from monai_genesis.data.io import CANONICAL_AXCODES, InputWarning, load_volume
 
-__all__ = ["SHARD_DTYPE", "collect_cases", "load_split", "prepare_cubes"]
+__all__ = ["SHARD_DTYPE", "NoTrainingCubesError", "collect_cases", "load_split", "prepare_cubes"]
 
 SHARD_DTYPE = np.float16  # 2 bytes per voxel: 15,000 cubes of 64x64x32 take 3.9 GB.
+# A volume with at most this many distinct values (in a strided sample) is a label map, not a CT.
+_MAX_LABEL_VALUES = 32
+# Kept cubes whose voxels are mostly at or below this HU are air (around a head, outside the body).
+_AIR_HU = -950.0
+_AIR_SHARE_WARNING = 0.9
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
+class NoTrainingCubesError(ValueError):
+    """The run wrote no training cubes (every volume skipped, or none assigned to training)."""
 
 
 def _parse_triple(value, name: str) -> tuple[int, int, int]:
@@ -125,8 +136,8 @@ def load_split(path: str | os.PathLike) -> dict[str, str]:
     return data
 
 
-def _resolve_split(cases, output_dir, split, val_fraction, test_fraction, seed) -> dict[str, str]:
-    """Reuse output_dir/split.json, take `split` or the cases' own sections, draw the rest; write it back."""
+def _given_split(cases, output_dir, split) -> tuple[dict[str, str], dict[str, str]]:
+    """(split.json of an earlier run, that plus `split` and the cases' own sections), checked before any work."""
     split_path = os.path.join(output_dir, "split.json")
     existing = load_split(split_path) if os.path.exists(split_path) else {}
     assigned = dict(existing)
@@ -141,13 +152,18 @@ def _resolve_split(cases, output_dir, split, val_fraction, test_fraction, seed) 
         if missing:
             raise ValueError(f"{split}: no section for case(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}.")
         assigned.update(given)
-    new = [c for c in cases if c["case_id"] not in assigned]
-    assigned.update({c["case_id"]: c["section"] for c in new if c["section"] is not None})
-    undecided = [c["case_id"] for c in new if c["section"] is None]
+    assigned.update({c["case_id"]: c["section"] for c in cases if c["case_id"] not in assigned and c["section"]})
+    return existing, assigned
+
+
+def _draw_split(assigned, existing, with_cubes, output_dir, val_fraction, test_fraction, seed) -> dict[str, str]:
+    """Draw the split of the volumes that gave cubes and have no section yet (after reading them, so that a
+    skipped volume takes no validation or test slot); write split.json."""
+    undecided = [case for case in with_cubes if case not in assigned]
     if undecided:
-        assigned.update(split_cases(undecided, val_fraction, test_fraction, seed))
+        assigned = {**assigned, **split_cases(undecided, val_fraction, test_fraction, seed)}
     if assigned != existing:
-        write_json_atomic(dict(sorted(assigned.items())), split_path)
+        write_json_atomic(dict(sorted(assigned.items())), os.path.join(output_dir, "split.json"))
     return assigned
 
 
@@ -174,11 +190,16 @@ def _case_rng(seed: int, case_id: str) -> np.random.Generator:
 def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict) -> dict:
     """Load one volume, extract its cubes, write its shard; return {"case_id", "num_cubes"} or a skip "reason"."""
     try:
-        volume = load_volume(image, dtype=None)  # stored dtype (int16 for LUNA16): half the memory
+        # stored dtype (int16 for LUNA16): half the memory; canonical orientation: the axial axis last
+        volume = load_volume(image, dtype=None, orientation=CANONICAL_AXCODES)
     except (FileNotFoundError, ValueError) as err:
         return {"case_id": case_id, "reason": f"unreadable: {err}"}
+    array = np.asarray(volume.as_tensor())
+    label_values = _label_values(array)
+    if label_values is not None:
+        return {"case_id": case_id, "reason": f"a label map, not a CT in HU (values {label_values})"}
     try:
-        cubes = extract_cubes(np.asarray(volume.as_tensor()), seed=_case_rng(seed, case_id), **options)
+        cubes = extract_cubes(array, seed=_case_rng(seed, case_id), **options)
     except VolumeTooSmallError as err:
         return {"case_id": case_id, "reason": str(err)}
     except ValueError as err:
@@ -188,7 +209,27 @@ def _process_case(case_id: str, image: str, shard: str, seed: int, options: dict
         reason = f"no lung-like crops: none of {draws} random crops passed the lung filter"
         return {"case_id": case_id, "reason": reason}
     save_npy_atomic(cubes.astype(SHARD_DTYPE), shard)
-    return {"case_id": case_id, "num_cubes": int(len(cubes))}
+    result = {"case_id": case_id, "num_cubes": int(len(cubes))}
+    low, high = options["hu_window"]
+    air_share = float((cubes <= (_AIR_HU - low) / (high - low)).mean())
+    if air_share >= _AIR_SHARE_WARNING:
+        result["warning"] = (
+            f"{air_share:.0%} of its cube voxels are air (<= {_AIR_HU:g} HU), not lung: is it a chest CT? "
+            "(air around a head or the body passes the lung filter; keep the margins inside the body)"
+        )
+    return result
+
+
+def _label_values(array: np.ndarray) -> list | None:
+    """The distinct values of an integer volume that has only a few (a label map), else None."""
+    if not np.issubdtype(array.dtype, np.integer):
+        return None
+    sample = array.reshape(-1)[:: max(1, array.size // 2_000_000)]
+    values = np.unique(sample)
+    # labels: a background of 0 and a few classes; a CT in HU has air (-1000) and many values
+    if len(values) < 2 or len(values) > _MAX_LABEL_VALUES or values[0] != 0:
+        return None
+    return [int(v) for v in values[:8]] + (["..."] if len(values) > 8 else [])
 
 
 def _init_worker() -> None:
@@ -212,13 +253,13 @@ def _shard_cube_count(path: str, cube_size: tuple[int, int, int]) -> int | None:
     return int(shape[0])
 
 
-def _write_outputs(output_dir, cases, assigned, cube_size, skipped, counts, interrupted, config) -> dict:
+def _write_outputs(output_dir, cases, assigned, cube_size, skipped, warned, counts, interrupted, config) -> dict:
     sections: dict[str, list] = {name: [] for name in SECTIONS}
     cubes_per_section = dict.fromkeys(SECTIONS, 0)
     for case in cases:
         case_id = case["case_id"]
         n = _shard_cube_count(os.path.join(output_dir, "cubes", f"{case_id}.npy"), cube_size)
-        if not n:
+        if not n or case_id not in assigned:  # no cubes, or an interrupted run whose split is not drawn yet
             continue
         section = assigned[case_id]
         sections[section] += [
@@ -246,6 +287,7 @@ def _write_outputs(output_dir, cases, assigned, cube_size, skipped, counts, inte
         "reused": counts["reused"],
         "cubes": cubes_per_section,
         "skipped": [skipped[c] for c in sorted(skipped)],
+        "warnings": dict(sorted(warned.items())),
         "settings": config,
     }
     write_json_atomic(summary, os.path.join(output_dir, "summary.json"))
@@ -266,6 +308,7 @@ def prepare_cubes(
     luna16_subsets: bool | None = None,
     hu_window: Sequence[float] = (-1000.0, 1000.0),
     progress: bool = True,
+    allow_empty_validation: bool = False,
 ) -> dict:
     """Extract Models Genesis pretraining cubes from every volume into float16 shards and an MSD datalist.
 
@@ -287,9 +330,20 @@ def prepare_cubes(
         luna16_subsets: None detects LUNA16 subset folders; True requires them; False ignores them.
         hu_window: HU clipping window scaled to [0, 1]; default (-1000, 1000).
         progress: show a tqdm progress bar; default True.
+        allow_empty_validation: accept a run without validation cubes (with a warning); by default it
+            is refused, as the pretraining bundle needs validation cubes.
+
+    Volumes are read in the canonical orientation (``data.io.CANONICAL_AXCODES``: the axial axis
+    last whatever the storage order). The split is drawn after reading, among the volumes that gave
+    cubes. Each skipped volume is reported on stderr as it is skipped and listed in the summary.
 
     Returns:
         The summary written to ``output_dir/summary.json``.
+
+    Raises:
+        NoTrainingCubesError: no training cubes were written (the outputs are still written).
+        ValueError: bad arguments or inputs, or no validation cubes without ``allow_empty_validation``.
+        KeyboardInterrupt: Ctrl-C; finished shards are kept and a re-run resumes.
     """
     cube_size = _parse_triple(cube_size, "cube_size")
     margins = _parse_triple(margins, "margins")
@@ -309,9 +363,11 @@ def prepare_cubes(
     cubes_dir = os.path.join(output_dir, "cubes")
     os.makedirs(cubes_dir, exist_ok=True)
     config = {"scale": int(scale), "cube_size": list(cube_size), "margins": list(margins), "seed": int(seed),
-              "hu_window": hu_window, "threshold_hu": -150.0, "max_tissue_fraction": 0.15, "lookahead": 2}
+              "hu_window": hu_window, "threshold_hu": -150.0, "max_tissue_fraction": 0.15, "lookahead": 2,
+              "orientation": CANONICAL_AXCODES}
+    existing, assigned = _given_split(cases, output_dir, split)
+    split_cases([], val_fraction, test_fraction, seed)  # checks the fractions before any work
     _check_config(output_dir, config)
-    assigned = _resolve_split(cases, output_dir, split, val_fraction, test_fraction, seed)
     for stale in glob.glob(os.path.join(glob.escape(cubes_dir), "*.tmp")):
         os.remove(stale)  # left by a killed run; the finished shards are untouched
 
@@ -327,10 +383,17 @@ def prepare_cubes(
     skipped: dict[str, dict] = {}
     images = {c["case_id"]: c["image"] for c in cases}
 
+    warned: dict[str, str] = {}
+
     def record(result: dict) -> None:
         counts["processed"] += 1
+        case_id = result["case_id"]
         if "reason" in result:
-            skipped[result["case_id"]] = {**result, "image": images[result["case_id"]]}
+            skipped[case_id] = {**result, "image": images[case_id]}
+            tqdm.write(f"skipped {case_id}: {result['reason']}", file=sys.stderr)
+        if "warning" in result:
+            warned[case_id] = result["warning"]
+            tqdm.write(f"warning {case_id}: {result['warning']}", file=sys.stderr)
 
     interrupted = True
     bar = tqdm(total=len(jobs), desc="prepare-cubes", unit="volume", disable=not progress)
@@ -344,8 +407,28 @@ def prepare_cubes(
         interrupted = False
     finally:
         bar.close()
-        summary = _write_outputs(output_dir, cases, assigned, cube_size, skipped, counts, interrupted, config)
+        if not interrupted:  # an interrupted run draws no split: the re-run draws it once every volume is read
+            shards = {c["case_id"]: os.path.join(cubes_dir, f"{c['case_id']}.npy") for c in cases}
+            with_cubes = [case for case, shard in shards.items() if _shard_cube_count(shard, cube_size)]
+            assigned = _draw_split(assigned, existing, with_cubes, output_dir, val_fraction, test_fraction, seed)
+        summary = _write_outputs(output_dir, cases, assigned, cube_size, skipped, warned, counts, interrupted, config)
+    _check_sections(summary, output_dir, allow_empty_validation)
     return summary
+
+
+def _check_sections(summary: dict, output_dir: str, allow_empty_validation: bool) -> None:
+    cubes = summary["cubes"]
+    if cubes["training"] == 0:
+        why = (f"all {summary['volumes']} volumes were skipped" if summary["volumes_with_cubes"] == 0
+               else f"none of the {summary['volumes_with_cubes']} volumes with cubes is in the training split")
+        raise NoTrainingCubesError(f"{output_dir}: no training cubes were written ({why}; see {output_dir}/summary.json).")
+    if cubes["validation"] == 0:
+        message = (f"{output_dir}: no validation cubes ({summary['volumes_with_cubes']} volume(s) gave cubes); "
+                   "the pretraining bundle validates every epoch")
+        if not allow_empty_validation:
+            raise ValueError(f"{message}: add volumes or raise --val_fraction, or pass --allow_empty_validation "
+                             "to keep the run without validation.")
+        warnings.warn(f"{message}; kept (allow_empty_validation).", InputWarning, stacklevel=3)
 
 
 def _run_pool(jobs, workers, record, bar) -> None:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Union
 
@@ -63,10 +64,29 @@ def _read(source: Source) -> Mapping:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; report them with the file name
-        raise ValueError(f"could not read weights from '{path}' with torch.load(weights_only=True): {e}") from e
+        raise ValueError(f"could not read weights from '{path}': {_load_error(e)}.") from None
     if not isinstance(content, Mapping):
         raise ValueError(f"weights file '{path}' holds a {type(content).__name__}, not a dict of weights.")
     return content
+
+
+def _load_error(error: Exception) -> str:
+    """torch.load's failure in one line, without its advice to retry with weights_only=False (which
+    runs arbitrary code from the file: never a fix for a file of unknown origin)."""
+    text = str(error)
+    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsupported:
+        return (f"it holds a Python object ({unsupported.group(1)}) that the safe loader "
+                "torch.load(weights_only=True) refuses; only tensors and plain containers are read")
+    if "zip archive" in text or isinstance(error, EOFError):
+        return f"the file is truncated or not a PyTorch checkpoint ({' '.join(text.split())[:160]})"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return f"not a PyTorch checkpoint ({type(error).__name__}: {(lines[0] if lines else text)[:160]})"
+
+
+def _keys(keys: List[str], limit: int = 5) -> str:
+    shown = repr(keys[:limit])
+    return shown if len(keys) <= limit else shown[:-1] + f", ... {len(keys) - limit} more]"
 
 
 def read_state_dict(source: Source) -> Dict[str, torch.Tensor]:
@@ -121,7 +141,7 @@ def _adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 def load_genesis_weights(
-    model: nn.Module, source: Source, part: str = "all", strict: bool = True
+    model: nn.Module, source: Source, part: str = "all", strict: bool = True, source_name: str | None = None
 ) -> GenesisLoadReport:
     """
     Load Models Genesis weights (Zhou et al., MICCAI 2019) into a :py:class:`UNet3D`,
@@ -142,6 +162,7 @@ def load_genesis_weights(
             rest of the model as it is (use it for :py:class:`GenesisClassifier`). Defaults to "all".
         strict: raise on missing, unexpected or mismatched keys; when False, load what matches and
             list the rest in the report and a warning. Defaults to True.
+        source_name: how messages name a dict ``source`` (e.g. the file it was read from).
 
     Returns:
         a :py:class:`GenesisLoadReport` with the loaded, adapted, reinitialised, missing,
@@ -155,7 +176,7 @@ def load_genesis_weights(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     source_state = read_state_dict(source)
     target_state = model.state_dict()
-    report = GenesisLoadReport(source=_describe(source), part=part)
+    report = GenesisLoadReport(source=f"'{source_name}'" if source_name else _describe(source), part=part)
 
     def in_part(key: str) -> bool:
         return part == "all" or key.startswith(ENCODER_PREFIXES)
@@ -187,12 +208,16 @@ def load_genesis_weights(
 
     problems = report.missing or report.unexpected or report.mismatched
     if problems and strict:
+        decoder_into_encoder = part == "all" and any(k.startswith("up_tr") for k in report.unexpected) and not any(
+            k.startswith("up_tr") for k in target_state
+        )
         raise ValueError(
-            f"weights from {report.source} do not fit {type(model).__name__} (part={part}):\n"
-            f"  missing keys ({len(report.missing)}): {report.missing}\n"
-            f"  unexpected keys ({len(report.unexpected)}): {report.unexpected}\n"
-            f"  shape-mismatched keys ({len(report.mismatched)}): {report.mismatched}\n"
-            + ("  (to load a U-Net checkpoint into a classifier use part='encoder')" if part == "all" else "")
+            f"weights from {report.source} do not fit {type(model).__name__}{'' if part == 'all' else f' (part={part})'}: "
+            f"missing keys ({len(report.missing)}): {_keys(report.missing)}; "
+            f"unexpected keys ({len(report.unexpected)}): {_keys(report.unexpected)}; "
+            f"shape-mismatched keys ({len(report.mismatched)}): {_keys(report.mismatched)}"
+            + ("; a U-Net checkpoint loads into this network with part='encoder'" if decoder_into_encoder else "")
+            + "."
         )
     model.load_state_dict(to_load, strict=False)
     (logger.warning if problems else logger.info)("Genesis weights: %s", report.summary())

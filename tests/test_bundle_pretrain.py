@@ -118,6 +118,8 @@ def test_train_evaluate_infer(tmp_path, cubes):
     best = torch.load(root / "models" / "model.pt", weights_only=True)
     assert latest["epoch"] == 2 and latest["iteration"] == 6
     assert {"model", "optimizer", "lr_scheduler", "early_stopping"} <= set(latest)
+    # the network settings inference reads back (no --network_width / --cube_size to guess)
+    assert latest["settings"] == {"network_width": 0.125, "cube_size": list(CUBE), "in_channels": 1, "out_channels": 1}
     assert best["epoch"] == latest["best_epoch"] and best["best_metric"] == latest["best_metric"]
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
         "corrupted_restored_target_epoch0001.png", "corrupted_restored_target_epoch0002.png"]
@@ -148,7 +150,7 @@ def test_train_evaluate_infer(tmp_path, cubes):
     inf = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), meta_file=str(CONFIGS / "metadata.json"),
                          logging_file=False, workflow_type="infer", bundle_root=str(root), device="cpu",
                          dataset_dir=str(tmp_path / "volumes"), output_dir=str(tmp_path / "restored"),
-                         network_width=0.125, cube_size=list(CUBE), corrupt_input=True)
+                         corrupt_input=True)  # width and cube size come from models/model.pt
     inf.initialize()
     assert inf.check_properties() == []
     inf.run()

@@ -141,11 +141,23 @@ def test_mhd_without_its_raw_file(tmp_path):
         load_volume(tmp_path / "scan.mhd")
 
 
-@pytest.mark.parametrize("shape", [(8, 9), (4, 4, 4, 3)])
-def test_not_3d_is_rejected(tmp_path, shape):
+@pytest.mark.parametrize(
+    "shape, words",
+    [((8, 9), r"expected a 3D scalar volume, got a 2D image"), ((4, 4, 4, 3), r"a 4D volume .* channel=0\.\.2"),
+     ((4, 4, 4, 2, 2), r"expected a 3D scalar volume, got an array")],
+)
+def test_not_3d_is_rejected(tmp_path, shape, words):
     nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), tmp_path / "odd.nii.gz")
-    with pytest.raises(ValueError, match=r"odd\.nii\.gz: expected a 3D scalar volume"):
+    with pytest.raises(ValueError, match=r"odd\.nii\.gz: " + words):
         load_volume(tmp_path / "odd.nii.gz")
+
+
+def test_a_4d_volume_loads_with_an_explicit_channel(tmp_path):
+    array = np.random.default_rng(0).random((4, 5, 6, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "multi.nii.gz")
+    np.testing.assert_array_equal(load_volume(tmp_path / "multi.nii.gz", channel=2).numpy(), array[..., 2])
+    with pytest.raises(ValueError, match="channel 3 does not exist"):
+        load_volume(tmp_path / "multi.nii.gz", channel=3)
 
 
 def test_nan_is_rejected(tmp_path):

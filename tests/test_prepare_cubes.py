@@ -92,7 +92,7 @@ def test_skipped_volumes_are_reported_with_reasons(tmp_path):
     _nifti(inputs / "narrow.nii.gz", _ct(shape=(12, 24, 20)))
     _nifti(inputs / "thin.nii.gz", _ct(shape=(24, 24, 10)))
     _nifti(inputs / "solid.nii.gz", _ct(lung=False))
-    summary = prepare_cubes(inputs, tmp_path / "out", **SMALL)
+    summary = prepare_cubes(inputs, tmp_path / "out", allow_empty_validation=True, **SMALL)
     reasons = {item["case_id"]: item["reason"] for item in summary["skipped"]}
     assert reasons["broken"].startswith("unreadable: ") and "broken.nii.gz" in reasons["broken"]
     assert reasons["narrow"].startswith("too small: axis 0 has 12 voxels")
@@ -157,7 +157,7 @@ def test_rerun_reuses_the_split_and_refuses_other_settings(tmp_path):
     split = (out / "split.json").read_text()
     assert sorted(json.loads(split).values()).count("test") == 1
     _nifti(inputs / "case9.nii.gz", _ct(seed=9))
-    prepare_cubes(inputs, out, val_fraction=0.0, test_fraction=0.0, **SMALL)
+    prepare_cubes(inputs, out, val_fraction=0.0, test_fraction=0.0, allow_empty_validation=True, **SMALL)
     updated = json.loads((out / "split.json").read_text())
     assert {k: v for k, v in updated.items() if k != "case9"} == json.loads(split)  # old cases kept
     assert updated["case9"] == "training"
@@ -184,7 +184,7 @@ def test_luna16_subsets_datalist_input_and_split_file(tmp_path):
         "case0": "training", "case1": "validation", "case2": "test"}
 
     (tmp_path / "split.json").write_text(json.dumps({"training": ["case1", "case2"], "test": ["case0"]}))
-    prepare_cubes(inputs, tmp_path / "out_split", split=tmp_path / "split.json", **SMALL)
+    prepare_cubes(inputs, tmp_path / "out_split", split=tmp_path / "split.json", allow_empty_validation=True, **SMALL)
     datalist = json.loads((tmp_path / "out_split" / "datalist.json").read_text())
     assert {i["case_id"] for i in datalist["test"]} == {"case0"} and datalist["validation"] == []
     (tmp_path / "partial.json").write_text(json.dumps({"case0": "training"}))
@@ -205,15 +205,15 @@ def test_two_workers_give_the_same_cubes_as_one(tmp_path):
 
 
 def test_cli_parses_triples_and_prints_a_summary(tmp_path, capsys):
-    inputs = _folder(tmp_path / "in", n=2)
+    inputs = _folder(tmp_path / "in", n=3)
     _nifti(inputs / "thin.nii.gz", _ct(shape=(24, 24, 10)))
     fire.Fire(
         {"prepare-cubes": prepare_cubes_command},
         command=["prepare-cubes", str(inputs), str(tmp_path / "out"), "--scale", "2", "--margins", "2,2,2",
                  "--cube_size", "8,8,4", "--progress", "False"],
     )
-    printed = capsys.readouterr().out
-    assert "2/3 volumes gave cubes" in printed and "skipped thin: too few slices" in printed
+    printed = capsys.readouterr()
+    assert "3/4 volumes gave cubes" in printed.out and "skipped thin: too few slices" in printed.err
     assert json.loads((tmp_path / "out" / "datalist.json").read_text())["cube_size"] == [8, 8, 4]
     with pytest.raises(ValueError, match="--margins: expected three comma-separated integers"):
         prepare_cubes_command(str(inputs), str(tmp_path / "out2"), margins=100)

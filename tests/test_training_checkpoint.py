@@ -43,11 +43,12 @@ def test_resolve_resume_path_latest_and_explicit(tmp_path):
     latest = tmp_path / "latest.pt"
     with pytest.raises(FileNotFoundError, match="latest.pt"):
         resolve_resume_path(True, tmp_path)
-    save_atomic({}, latest)
+    minimal = {"model": {}, "epoch": 1, "iteration": 1}
+    save_atomic(minimal, latest)
     for resume in (True, "true", "True", "latest"):
         assert resolve_resume_path(resume, tmp_path) == str(latest)
     other = tmp_path / "other.pt"
-    save_atomic({}, other)
+    save_atomic(minimal, other)
     assert resolve_resume_path(str(other), tmp_path / "elsewhere") == str(other)
     with pytest.raises(ValueError, match="resume"):
         resolve_resume_path(3.5, tmp_path)

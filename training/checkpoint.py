@@ -16,7 +16,20 @@ from monai_genesis.data.atomic_write import write_atomic
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["save_atomic", "resolve_resume_path", "TrainingCheckpointer"]
+__all__ = [
+    "save_atomic",
+    "read_checkpoint",
+    "resolve_resume_path",
+    "network_settings",
+    "NetworkWeightsLoader",
+    "TrainingCheckpointer",
+]
+
+# Run-state entries of a TrainingCheckpointer file, besides the saved objects.
+_RUN_STATE = ("epoch", "iteration", "best_metric", "best_epoch", "settings")
+# The network settings training saves and inference reads back (command-line override names).
+SETTING_NAMES = ("network_width", "cube_size", "in_channels", "out_channels")
+DEFAULT_CUBE_SIZE = (64, 64, 32)  # docs/method.md §3.1
 
 _TRUE_WORDS = ("true", "yes", "1", "latest")
 _FALSE_WORDS = ("", "false", "no", "0", "none", "null")
@@ -34,7 +47,43 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     write_atomic(path, lambda stream: torch.save(obj, stream))
 
 
-def resolve_resume_path(resume: Any, ckpt_dir: str | os.PathLike, filename: str = "latest.pt") -> str | None:
+def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint", map_location: Any = "cpu") -> dict:
+    """``torch.load(path, weights_only=True)`` of a checkpoint dict; any failure is one ValueError naming the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable, truncated, not a PyTorch file, or not a dict.
+    """
+    from monai_genesis.networks.weights import _load_error
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: {what} not found.")
+    try:
+        content = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ValueError(f"{path}: cannot read the {what}: {_load_error(error)}.") from None
+    if not isinstance(content, Mapping):
+        raise ValueError(f"{path}: the {what} holds a {type(content).__name__}, not a dict.")
+    return dict(content)
+
+
+def _setting_mismatch(saved: Mapping, current: Mapping) -> list[str]:
+    return [f"--{k} {_cli(saved[k])} (this run: {_cli(current[k])})"
+            for k in SETTING_NAMES if k in saved and k in current and _norm(saved[k]) != _norm(current[k])]
+
+
+def _norm(value):
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+
+
+def _cli(value) -> str:
+    return '"' + str(list(value)).replace(" ", "") + '"' if isinstance(value, (list, tuple)) else f"{value:g}"
+
+
+def resolve_resume_path(
+    resume: Any, ckpt_dir: str | os.PathLike, filename: str = "latest.pt", settings: Mapping | None = None
+) -> str | None:
     """
     Turn the bundle's ``resume`` setting into a checkpoint path.
 
@@ -43,9 +92,13 @@ def resolve_resume_path(resume: Any, ckpt_dir: str | os.PathLike, filename: str 
             any other string is the path of a checkpoint.
         ckpt_dir: folder of the run's checkpoints.
         filename: name of the latest checkpoint in ``ckpt_dir``. Defaults to "latest.pt".
+        settings: this run's network settings (``network_width``, ``cube_size``, ...); a checkpoint
+            saved with others is refused here, before any data is loaded, with the overrides to pass.
 
     Raises:
         FileNotFoundError: resuming was asked for but the checkpoint does not exist.
+        ValueError: the file is not a checkpoint written by :class:`TrainingCheckpointer`, or its
+            network settings differ from ``settings``.
     """
     if resume is None or resume is False or (isinstance(resume, str) and resume.strip().lower() in _FALSE_WORDS):
         return None
@@ -57,7 +110,97 @@ def resolve_resume_path(resume: Any, ckpt_dir: str | os.PathLike, filename: str 
         raise ValueError(f"resume must be a bool or a checkpoint path, got {resume!r}.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"cannot resume: checkpoint '{path}' does not exist (resume={resume!r}).")
+    _check_resumable(read_checkpoint(path), path, settings)
     return path
+
+
+def _check_resumable(ckpt: Mapping, path: str, settings: Mapping | None, names=("model",)) -> None:
+    hint = "--resume takes true (ckpt_dir/latest.pt) or the path of a latest.pt/model.pt written by this bundle's training"
+    missing = [k for k in list(names) + ["epoch", "iteration"] if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint of this bundle (it lacks {missing}); {hint}.")
+    mismatch = _setting_mismatch(ckpt.get("settings") or {}, settings or {})
+    if mismatch:
+        raise ValueError(f"{path}: saved by a run with other network settings; pass {' '.join(mismatch)}, "
+                         "or start afresh with --resume false.")
+
+
+def network_settings(
+    ckpt_path: str | os.PathLike,
+    network_width: float | None = None,
+    cube_size: Any = None,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+) -> dict:
+    """The network settings of inference: each override if given, else the checkpoint's saved ``settings``,
+    else what its weights show (width and channels of a Models Genesis U-Net), else the published
+    network (width 1, one channel, 64 x 64 x 32 cubes).
+
+    A missing or unreadable checkpoint gives the published settings (so that the network can be built
+    and checked without weights, e.g. by ``monai.bundle verify_net_in_out``); the weight loader
+    (:class:`NetworkWeightsLoader`) then reports the file.
+    """
+    from monai_genesis.networks.weights import FIRST_CONV
+
+    try:
+        ckpt = read_checkpoint(ckpt_path)
+    except (OSError, ValueError):
+        ckpt = {}
+    saved = dict(ckpt.get("settings") or {})
+    state = ckpt.get("model", ckpt)
+    if isinstance(state, Mapping):
+        state = {str(k).replace("module.", "", 1): v for k, v in state.items()}
+        if isinstance(state.get(FIRST_CONV), torch.Tensor):
+            first = state[FIRST_CONV]
+            saved.setdefault("network_width", first.shape[0] / 32)  # 32 filters at width 1
+            saved.setdefault("in_channels", int(first.shape[1]))
+        if isinstance(state.get("out_tr.final_conv.weight"), torch.Tensor):
+            saved.setdefault("out_channels", int(state["out_tr.final_conv.weight"].shape[0]))
+    defaults = {"network_width": 1.0, "cube_size": list(DEFAULT_CUBE_SIZE), "in_channels": 1, "out_channels": 1}
+    given = {"network_width": network_width, "cube_size": cube_size, "in_channels": in_channels,
+             "out_channels": out_channels}
+    result = {k: v if v is not None else saved.get(k, defaults[k]) for k, v in given.items()}
+    result["cube_size"] = [int(v) for v in result["cube_size"]]
+    return result
+
+
+class NetworkWeightsLoader:
+    """Load the ``model`` entry of a checkpoint (or a plain state dict) into ``network``, strictly; a
+    mismatch is one ValueError naming the file and the overrides to pass (the bundles' replacement
+    for MONAI's ``CheckpointLoader``, whose error is PyTorch's list of every key).
+
+    Call it with an engine (``"$@checkpointloader(@evaluator)"``) or attach it (loads on STARTED).
+    """
+
+    def __init__(self, load_path: str | os.PathLike, network: torch.nn.Module, map_location: Any = "cpu",
+                 settings: Mapping | None = None) -> None:
+        self.load_path, self.network, self.map_location, self.settings = os.fspath(load_path), network, map_location, settings
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine=None) -> None:
+        ckpt = read_checkpoint(self.load_path, what="trained model (set ckpt_dir, or train first)",
+                               map_location=self.map_location)
+        state = ckpt.get("model", ckpt)
+        net = self.network.module if hasattr(self.network, "module") else self.network
+        _load_state(net, state, self.load_path, "model", ckpt.get("settings"), self.settings)
+
+
+def _load_state(obj, state, path: str, name: str, saved_settings=None, settings=None) -> None:
+    """``obj.load_state_dict(state)``; PyTorch's key-by-key error becomes one line with the fix."""
+    try:
+        obj.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        mismatch = _setting_mismatch(saved_settings or {}, settings or {})
+        if mismatch:
+            fix = f"pass {' '.join(mismatch)}"
+        elif saved_settings:
+            fix = "it was saved with " + ", ".join(f"{k}={v}" for k, v in saved_settings.items())
+        else:
+            fix = "pass the --network_width and --in_channels it was trained with"
+        first = " ".join(str(error).split())[:200]
+        raise ValueError(f"{path}: its '{name}' does not fit this run's {type(obj).__name__} ({first} ...); {fix}.") from None
 
 
 def _is_main_process() -> bool:
@@ -94,6 +237,8 @@ class TrainingCheckpointer:
             bundles and MONAI Label load).
         resume_from: checkpoint to restore when the trainer starts; None starts fresh.
         map_location: ``torch.load`` map_location for resuming. Defaults to "cpu".
+        settings: the network settings to save with every checkpoint (``network_width``,
+            ``cube_size``, ``in_channels``, ``out_channels``), which inference reads back.
     """
 
     def __init__(
@@ -107,10 +252,11 @@ class TrainingCheckpointer:
         best_filename: str = "model.pt",
         resume_from: str | os.PathLike | None = None,
         map_location: Any = "cpu",
+        settings: Mapping | None = None,
     ) -> None:
         if not save_dict:
             raise ValueError("save_dict must name at least one object to save, e.g. {'model': network}.")
-        reserved = {"epoch", "iteration", "best_metric", "best_epoch"} & set(save_dict)
+        reserved = set(_RUN_STATE) & set(save_dict)
         if reserved:
             raise ValueError(f"save_dict keys {sorted(reserved)} are reserved for the run state.")
         self.save_dir = os.fspath(save_dir)
@@ -122,6 +268,7 @@ class TrainingCheckpointer:
         self.best_filename = best_filename
         self.resume_from = None if resume_from is None else os.fspath(resume_from)
         self.map_location = map_location
+        self.settings = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in (settings or {}).items()}
         self.best_metric = math.inf if lower_is_better else -math.inf
         self.best_epoch = 0
         self.logger = logging.getLogger(__name__)
@@ -142,6 +289,8 @@ class TrainingCheckpointer:
             best_metric=float(self.best_metric),
             best_epoch=int(self.best_epoch),
         )
+        if self.settings:
+            ckpt["settings"] = dict(self.settings)
         return ckpt
 
     def epoch_completed(self, engine) -> None:
@@ -157,12 +306,12 @@ class TrainingCheckpointer:
 
     def resume(self, engine) -> None:
         """Restore the objects and the trainer's epoch and iteration from ``resume_from``."""
-        ckpt = torch.load(self.resume_from, map_location=self.map_location, weights_only=True)
+        ckpt = read_checkpoint(self.resume_from, map_location=self.map_location)
         missing = [k for k in list(self.save_dict) + ["epoch", "iteration"] if k not in ckpt]
         if missing:
             raise ValueError(f"checkpoint '{self.resume_from}' lacks {missing}; it was not written by TrainingCheckpointer.")
         for name, obj in self.save_dict.items():
-            obj.load_state_dict(ckpt[name])
+            _load_state(obj, ckpt[name], self.resume_from, name, ckpt.get("settings"), self.settings)
         # Set epoch/iteration directly (not Engine.load_state_dict, whose keys differ between ignite
         # versions), and keep the configured max_epochs so that a resumed run can be extended.
         engine.state.epoch = int(ckpt["epoch"])
