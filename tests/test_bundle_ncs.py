@@ -63,6 +63,15 @@ def test_train_evaluate_infer_from_scratch(tmp_path, chest, caplog):
     assert "initialisation: from scratch" in caplog.text
     assert wf.trainer.state.epoch == 2 and wf.trainer.state.iteration == 2 * 3  # 5 cases, 2 per batch
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "latest.pt").is_file()
+    first = torch.load(root / "models" / "latest.pt", weights_only=True)
+    assert first["lr_scheduler"]["last_epoch"] == 2  # one plateau step per validation
+
+    # resuming continues the plateau schedule and the early-stopping count where they were
+    wf = run(BUNDLE, ["train.json"], "train", root, chest, epochs=3, resume=True, **TINY)
+    assert wf.trainer.state.epoch == 3
+    resumed = torch.load(root / "models" / "latest.pt", weights_only=True)
+    assert resumed["lr_scheduler"]["last_epoch"] == 3 and resumed["iteration"] == 3 * 3
+    assert resumed["early_stopping"]["counter"] in (0, first["early_stopping"]["counter"] + 1)
 
     wf = run(BUNDLE, ["train.json", "evaluate.json"], "eval", root, chest, **TINY)
     with open(root / "eval" / "metrics.csv") as f:
