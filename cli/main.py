@@ -16,6 +16,7 @@ def _commands() -> dict:
     from monai_genesis.cli.synth import synth
     from monai_genesis.cli.demo import demo
     from monai_genesis.cli.convert import convert_weights
+    from monai_genesis.cli.lidc import lidc_mask
 
     return {
         "show-corruptions": show_corruptions,
@@ -24,6 +25,7 @@ def _commands() -> dict:
         "synth": synth,
         "demo": demo,
         "convert-weights": convert_weights,
+        "lidc-mask": lidc_mask,
     }
 
 
@@ -31,7 +33,7 @@ def main() -> None:
     """Run a subcommand; bad input (missing file, wrong shape, NaNs, ...) ends in one clear line, exit code 2."""
     try:
         fire.Fire(_commands(), name="genesis")
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         if os.environ.get("GENESIS_DEBUG"):  # the full traceback, for bug reports
             raise
         print(f"genesis: error: {error}", file=sys.stderr)
