@@ -43,7 +43,8 @@ def lidc_mask(
             f"centre voxel {nodule.centre_voxel}; outlines: {readers}{small}"
         )
     for nodule in result.small_nodules:
-        print(f"nodule < 3 mm (not in the mask): {len(nodule.readers)} readers ({', '.join(nodule.readers)}), voxel {nodule.voxel}")
+        readers = ", ".join(nodule.readers)
+        print(f"nodule < 3 mm (not in the mask): {len(nodule.readers)} readers ({readers}), voxel {nodule.voxel}")
     total = int(result.mask.sum())
     print(f"wrote {output}: {len(result.nodules)} nodules, {total} voxels, shape {tuple(result.mask.shape)}")
     if image is not None:

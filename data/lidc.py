@@ -4,7 +4,7 @@ LIDC-IDRI ships each CT as a DICOM series (one file per slice) with an XML file 
 radiologists' readings. Each ``readingSession`` (one reader) lists its ``unblindedReadNodule``
 elements; a nodule of 3 mm or more is outlined slice by slice (``roi``: the slice's
 ``imageSOP_UID`` and ``imageZposition``, an ``inclusion`` flag, ``edgeMap`` points ``xCoord`` /
-``yCoord`` = pixel column / row), a smaller nodule is a single point with no outline, and an
+``yCoord`` = 0-based pixel column / row), a smaller nodule is a single point with no outline, and an
 ``inclusion`` FALSE outline cuts a hole out of the nodule on its slice.
 
 How the mask is made (``genesis lidc-mask SERIES_DIR OUTPUT.nii.gz [--xml FILE]``):
@@ -205,7 +205,9 @@ def _series_slices(series_dir: Path, headers, volume) -> tuple[str, list[_Slice]
     """The series UID and, per DICOM file, how its pixels map onto the loaded volume's voxels."""
     series = sorted({str(h.SeriesInstanceUID) for _, h in headers})
     if len(series) > 1:
-        raise ValueError(f"{series_dir}: holds {len(series)} DICOM series ({', '.join(series)}); give each its own folder.")
+        raise ValueError(
+            f"{series_dir}: holds {len(series)} DICOM series ({', '.join(series)}); give each its own folder."
+        )
     shape = tuple(volume.shape)
     slices = []
     for path, header in headers:
@@ -213,17 +215,22 @@ def _series_slices(series_dir: Path, headers, volume) -> tuple[str, list[_Slice]
         orientation = np.asarray(header.ImageOrientationPatient, dtype=np.float64)
         row_spacing, column_spacing = (float(v) for v in header.PixelSpacing)
         # DICOM: column index c runs along the row direction cosines, row index r along the column ones.
-        corners = np.stack([position, position + column_spacing * orientation[:3], position + row_spacing * orientation[3:]])
+        corners = np.stack(
+            [position, position + column_spacing * orientation[:3], position + row_spacing * orientation[3:]]
+        )
         voxels = world_to_voxel(corners, volume, space="LPS")
         matrix = np.stack([voxels[1] - voxels[0], voxels[2] - voxels[0], voxels[0]], axis=1)
         rounded = np.rint(matrix)
         k = rounded[2, 2]
         if np.abs(matrix - rounded).max() > _GRID_TOLERANCE or not 0 <= k < shape[2]:
             raise ValueError(f"{path}: this slice does not lie on the grid of the series read from {series_dir}.")
-        slices.append(_Slice(str(header.SOPInstanceUID), float(position[2]), rounded, (int(header.Columns), int(header.Rows)), path))
+        size = (int(header.Columns), int(header.Rows))
+        slices.append(_Slice(str(header.SOPInstanceUID), float(position[2]), rounded, size, path))
     found = sorted(int(s.pixel_to_voxel[2, 2]) for s in slices)
     if found != list(range(shape[2])):
-        raise ValueError(f"{series_dir}: {len(slices)} DICOM files for {shape[2]} slices (duplicated or missing slices).")
+        raise ValueError(
+            f"{series_dir}: {len(slices)} DICOM files for {shape[2]} slices (duplicated or missing slices)."
+        )
     return series[0], slices
 
 
@@ -312,7 +319,10 @@ def find_lidc_xml(series_dir: str | os.PathLike, series_uid: str | None = None) 
     if len(matching) == 1:
         return matching[0]
     names = ", ".join(p.name for p in candidates)
-    raise ValueError(f"{series_dir}: {len(candidates)} XML files ({names}) and not exactly one names this series; give one with --xml.")
+    raise ValueError(
+        f"{series_dir}: {len(candidates)} XML files ({names}) and not exactly one names this series; "
+        "give one with --xml."
+    )
 
 
 def _xml_series_uid(path: Path) -> str | None:
@@ -336,7 +346,8 @@ def _place_outlines(reading: LidcReading, slices: list[_Slice], series_dir: Path
         )
     placed, by_z = {}, 0
     for nodule, outline in outlines:
-        where = f"{reading.path}: reader {reading.readers[nodule.reader]}, {nodule.nodule_id}, outline at z={outline.z:g}"
+        reader = reading.readers[nodule.reader]
+        where = f"{reading.path}: reader {reader}, {nodule.nodule_id}, outline at z={outline.z:g}"
         target = by_uid.get(outline.sop_uid)
         if target is None:
             nearest = int(np.argmin(np.abs(zs - outline.z)))
@@ -344,12 +355,17 @@ def _place_outlines(reading: LidcReading, slices: list[_Slice], series_dir: Path
                 raise ValueError(f"{where} (SOP UID {outline.sop_uid}) matches no slice of the series in {series_dir}.")
             target, by_z = slices[nearest], by_z + 1
         elif abs(target.z - outline.z) > tolerance:
-            raise ValueError(f"{where}: its SOP UID is the slice at z={target.z:g} ({target.path.name}); the XML does not match the series.")
+            raise ValueError(
+                f"{where}: its SOP UID is the slice at z={target.z:g} ({target.path.name}); "
+                "the XML does not match the series."
+            )
         columns, rows = target.shape
-        if outline.points[:, 0].min() < 0 or outline.points[:, 1].min() < 0 or outline.points[:, 0].max() >= columns or outline.points[:, 1].max() >= rows:
+        if outline.points.min() < 0 or outline.points[:, 0].max() >= columns or outline.points[:, 1].max() >= rows:
             raise ValueError(f"{where}: points outside the {columns}x{rows} image.")
         placed[id(outline)] = target
-    warnings = [f"{reading.path}: {by_z} outlines placed by z position (their SOP UIDs are not in the series)."] if by_z else []
+    warnings = []
+    if by_z:
+        warnings.append(f"{reading.path}: {by_z} outlines placed by z position (their SOP UIDs are not in the series).")
     return placed, warnings
 
 

@@ -44,7 +44,8 @@ def _roi(slices, k, points, inclusion=True):
 
 def _readers(slices):
     """Three readers outline nodule 1 differently, a fourth misses it; a hole; a two-reader nodule; a < 3 mm nodule."""
-    a_rect, b_rect, c_rect = rectangle_outline(5, 5, 12, 11), rectangle_outline(6, 5, 13, 11), rectangle_outline(5, 6, 12, 12)
+    a_rect, b_rect = rectangle_outline(5, 5, 12, 11), rectangle_outline(6, 5, 13, 11)
+    c_rect = rectangle_outline(5, 6, 12, 12)
     hole = rectangle_outline(8, 7, 10, 9)
     reader_a = Reader("A", [
         ReaderNodule("Nodule 001", [_roi(slices, 3, a_rect), _roi(slices, 4, a_rect), _roi(slices, 5, a_rect),
@@ -94,7 +95,8 @@ def test_consensus_mask_is_the_hand_computed_majority_in_the_series_geometry(tmp
     slices, series_uid = _write_series(series, GEOMETRIES[geometry])
     write_lidc_xml(series / "069.xml", _readers(slices), series_uid=series_uid)
     output = tmp_path / "labels" / "nodules.nii.gz"
-    monkeypatch.setattr(sys, "argv", ["genesis", "lidc-mask", str(series), str(output), "--image", str(tmp_path / "ct.nii.gz")])
+    command = ["genesis", "lidc-mask", str(series), str(output), "--image", str(tmp_path / "ct.nii.gz")]
+    monkeypatch.setattr(sys, "argv", command)
     main()
 
     ct, mask = load_volume(series), load_volume(output, dtype=None)
@@ -138,6 +140,10 @@ def test_outline_placed_by_z_when_its_sop_uid_is_unknown(tmp_path, axial_series)
     assert any("placed by z position" in w for w in result.warnings)
 
 
+def _one_outline_xml(path, roi, series_uid=None):
+    return write_lidc_xml(path, [Reader("A", [ReaderNodule("1", [roi])])], series_uid)
+
+
 def _error_line(monkeypatch, capsys, *args):
     monkeypatch.setattr(sys, "argv", ["genesis", "lidc-mask", *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
@@ -160,27 +166,29 @@ def test_bad_input_gives_one_clear_line(tmp_path, axial_series, monkeypatch, cap
     assert "no DICOM image files" in _error_line(monkeypatch, capsys, tmp_path / "empty", out)
     assert "no such folder" in _error_line(monkeypatch, capsys, tmp_path / "missing", out)
     # the XML's header names another series
-    other = write_lidc_xml(tmp_path / "other.xml", [Reader("A", [ReaderNodule("1", [_roi(slices, 2, rect)])])], "1.2.3.4")
+    other = _one_outline_xml(tmp_path / "other.xml", _roi(slices, 2, rect), "1.2.3.4")
     line = _error_line(monkeypatch, capsys, series, out, "--xml", other)
     assert "other.xml" in line and "describes series 1.2.3.4" in line
     # no SOP UID of the series (an XML of another series without header)
-    foreign = write_lidc_xml(tmp_path / "foreign.xml", [Reader("A", [ReaderNodule("1", [Roi("1.2.9", slices[2][1], rect)])])])
+    foreign = _one_outline_xml(tmp_path / "foreign.xml", Roi("1.2.9", slices[2][1], rect))
     assert "belongs to another series" in _error_line(monkeypatch, capsys, series, out, "--xml", foreign)
     # a known SOP UID at the wrong z position
-    shifted = write_lidc_xml(tmp_path / "z.xml", [Reader("A", [ReaderNodule("1", [Roi(slices[2][0], slices[2][1] + 5.0, rect)])])])
+    shifted = _one_outline_xml(tmp_path / "z.xml", Roi(slices[2][0], slices[2][1] + 5.0, rect))
     assert "does not match the series" in _error_line(monkeypatch, capsys, series, out, "--xml", shifted)
     # points outside the image
-    outside = write_lidc_xml(tmp_path / "x.xml", [Reader("A", [ReaderNodule("1", [_roi(slices, 2, rectangle_outline(20, 3, 30, 6))])])])
+    outside = _one_outline_xml(tmp_path / "x.xml", _roi(slices, 2, rectangle_outline(20, 3, 30, 6)))
     assert "outside the 24x20 image" in _error_line(monkeypatch, capsys, series, out, "--xml", outside)
     # not XML / not an LIDC reading file
     (tmp_path / "broken.xml").write_text("<LidcReadMessage><readingSession>")
-    assert "broken.xml: not a readable XML" in _error_line(monkeypatch, capsys, series, out, "--xml", tmp_path / "broken.xml")
+    line = _error_line(monkeypatch, capsys, series, out, "--xml", tmp_path / "broken.xml")
+    assert "broken.xml: not a readable XML" in line
     (tmp_path / "cxr.xml").write_text("<IdriReadMessage><CXRreadingSession/></IdriReadMessage>")
-    assert "not an LIDC-IDRI CT reading file" in _error_line(monkeypatch, capsys, series, out, "--xml", tmp_path / "cxr.xml")
+    line = _error_line(monkeypatch, capsys, series, out, "--xml", tmp_path / "cxr.xml")
+    assert "not an LIDC-IDRI CT reading file" in line
     assert not out.exists()
 
     # an existing output file is kept unless --overwrite
-    good = write_lidc_xml(tmp_path / "good.xml", [Reader("A", [ReaderNodule("1", [_roi(slices, 2, rect)])])], series_uid)
+    good = _one_outline_xml(tmp_path / "good.xml", _roi(slices, 2, rect), series_uid)
     out.write_bytes(b"keep me")
     assert "mask.nii.gz: exists already" in _error_line(monkeypatch, capsys, series, out, "--xml", good)
     assert out.read_bytes() == b"keep me"
