@@ -15,7 +15,9 @@ The full mode (512x512x133, the CT size of the issue) runs every window of every
 2 shared cores that is hours per configuration (a 64x64x32 window at width 1 takes seconds), so
 ``--quick`` runs a 96x96x48 volume for real and also prints, for 512x512x133, the window count, the
 measured cost of MONAI's stitching alone (a network-free run at full size: its seconds and memory)
-and an estimate per configuration: full windows x measured seconds per window + stitching.
+and an estimate per configuration: full windows x measured seconds per window + stitching; for
+rois the small volume cannot hold (128x128x64, 160x160x80) the network's time and memory per window
+voxel are those of the largest roi measured.
 
     python benchmarks/bench_inference.py --quick             # about 20-30 minutes on 2 shared cores
     python benchmarks/bench_inference.py                     # the full volume: hours on 2 cores
@@ -37,6 +39,14 @@ QUICK_VOLUME = (96, 96, 48)
 BASELINE = {"roi": [64, 64, 32], "sw_batch_size": 1, "channels_last": False}
 OVERLAP = 0.25  # SlidingWindowInferer's default
 TOLERANCE = 1e-4
+LARGE_ROIS = ([128, 128, 64], [160, 160, 80])  # divisible by 16, as the network needs
+
+
+def _voxels(roi) -> int:
+    count = 1
+    for size in roi:
+        count *= size
+    return count
 
 
 def _configs(quick: bool) -> list[dict]:
@@ -48,7 +58,7 @@ def _configs(quick: bool) -> list[dict]:
         configs.append({"roi": [96, 96, 48], "sw_batch_size": 1, "channels_last": True})
         return configs
     configs.append({"roi": small, "sw_batch_size": 4, "channels_last": True})
-    for roi in ([128, 128, 64], [160, 160, 80]):  # divisible by 16 as the network needs
+    for roi in LARGE_ROIS:
         configs.append({"roi": roi, "sw_batch_size": 1, "channels_last": True})
         configs.append({"roi": roi, "sw_batch_size": 1, "channels_last": False})
     return configs
@@ -97,9 +107,7 @@ def _worker(spec: dict) -> dict:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if tuple(output.shape) != tuple(volume.shape):
         raise SystemExit(f"output shape {tuple(output.shape)} != input {tuple(volume.shape)}")
-    roi_voxels = 1
-    for s in spec["roi"]:
-        roi_voxels *= s
+    roi_voxels = _voxels(spec["roi"])
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
@@ -200,6 +208,28 @@ def _estimate_full(configs, args, results) -> None:
                 cpu_estimate = stitch["windows"] * r["cpu_seconds"] / r["windows"] + stitch["cpu_seconds"]
                 line += f" (CPU time ~{cpu_estimate / 60:.1f} min)"
         print(line, flush=True)
+    # Rois the small volume cannot hold: their windows and stitching measured, the network's cost per
+    # window voxel (time and memory) taken from the largest roi measured above.
+    largest = max(configs, key=lambda c: _voxels(c["roi"]))
+    for roi in LARGE_ROIS:
+        config = {"roi": roi, "sw_batch_size": 1, "channels_last": True}
+        if any(c["roi"] == roi for c in configs):
+            continue
+        spec = {**config, "threads": args.threads[0], "volume": list(FULL_VOLUME), "width": args.width, "network": "none"}
+        stitch = _run(spec)
+        scale = _voxels(roi) / _voxels(largest["roi"])
+        added = results[(_name(largest), args.threads[0])]["added_rss_mb"] * scale
+        line = (f"{_name(config):<44} {stitch['windows']:>5} windows, redundancy {stitch['redundancy']:.2f}, "
+                f"stitching {stitch['seconds']:.1f} s, {stitch['added_rss_mb']:.0f} MB added; "
+                f"peak ~{stitch['peak_rss_mb'] + added:.0f} MB")  # fmt: skip
+        for threads in args.threads:
+            r = results[(_name(largest), threads)]
+            estimate = stitch["windows"] * scale * r["seconds"] / r["windows"] + stitch["seconds"]
+            line += f"; {threads} thread(s) ~{estimate / 60:.1f} min"
+            if threads == 1:
+                cpu_estimate = stitch["windows"] * scale * r["cpu_seconds"] / r["windows"] + stitch["cpu_seconds"]
+                line += f" (CPU time ~{cpu_estimate / 60:.1f} min)"
+        print(line + f" (per-voxel cost of roi {'x'.join(map(str, largest['roi']))} assumed)", flush=True)
 
 
 if __name__ == "__main__":
