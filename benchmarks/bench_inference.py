@@ -19,7 +19,7 @@ and an estimate per configuration: full windows x measured seconds per window + 
 rois the small volume cannot hold (128x128x64, 160x160x80) the network's time and memory per window
 voxel are those of the largest roi measured.
 
-    python benchmarks/bench_inference.py --quick             # about 20-30 minutes on 2 shared cores
+    python benchmarks/bench_inference.py --quick             # about 40 minutes on 2 busy shared cores
     python benchmarks/bench_inference.py                     # the full volume: hours on 2 cores
     python benchmarks/bench_inference.py --quick --width 0.5 # cheaper still
 """
