@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_phantoms.py --demo-scale
 	$(BIN)/python benchmarks/bench_networks.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_inference.py --quick
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info demo_output

@@ -19,6 +19,7 @@ def _commands() -> dict:
     from monai_genesis.cli.convert import convert_weights
     from monai_genesis.cli.luna16 import luna16_eval
     from monai_genesis.cli.segmentation_data import segmentation_datalist_command
+    from monai_genesis.cli.lidc import lidc_mask
 
     return {
         "show-corruptions": show_corruptions,
@@ -29,6 +30,7 @@ def _commands() -> dict:
         "convert-weights": convert_weights,
         "luna16-eval": luna16_eval,
         "segmentation-datalist": segmentation_datalist_command,
+        "lidc-mask": lidc_mask,
     }
 
 
