@@ -52,6 +52,7 @@ __all__ = [
     "brain_split",
     "check_brain_case",
     "make_brain_datalist",
+    "brain_inference_data",
     "SelectModalitiesd",
     "BratsTargetd",
     "BratsRegionsToLabeld",
@@ -383,6 +384,30 @@ def make_brain_datalist(dataset_dir: str | os.PathLike, output_json: str | os.Pa
     return datalist
 
 
+def brain_inference_data(dataset_dir: str | os.PathLike, datalist: str | os.PathLike | None = "",
+                         section: str = "test") -> list[dict]:
+    """The images to segment: a datalist's ``section`` when ``datalist`` is set (paths relative to
+    ``dataset_dir``), else every NIfTI file directly in ``dataset_dir`` (one 4D four-modality
+    volume, or a volume of the one chosen modality) and every BraTS patient folder below it.
+    """
+    from monai_genesis.data.segmentation import load_segmentation_datalist
+
+    if datalist:
+        return load_segmentation_datalist(datalist, section, base_dir=dataset_dir, label_key=None)
+    root = os.fspath(dataset_dir)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"dataset_dir '{root}' is not a folder of MRI volumes.")
+    items = [{"image": os.path.join(root, f)} for f in sorted(os.listdir(root))
+             if not f.startswith(".") and _nifti_stem(f) and os.path.isfile(os.path.join(root, f))]
+    if any(os.path.isdir(os.path.join(root, f)) for f in os.listdir(root)) or not items:
+        try:
+            items += [{"image": case["image"]} for _, case in sorted(find_brats_cases(root).items())]
+        except ValueError:
+            if not items:
+                raise ValueError(f"{root}: no NIfTI volume and no BraTS patient folder to segment.") from None
+    return items
+
+
 def _name_of(data: Mapping, key: str) -> str:
     value = data.get(key)
     meta = getattr(value, "meta", None) or data.get(f"{key}_meta_dict") or {}
@@ -391,6 +416,9 @@ def _name_of(data: Mapping, key: str) -> str:
 
 class SelectModalitiesd(MapTransform):
     """Keep the chosen MRI channels of a four-channel image (channel first), failing clearly on another count.
+
+    A one-channel image passes unchanged when one modality is chosen, so single-contrast studies
+    (a FLAIR volume in MONAI Label) can be segmented by the FLAIR model.
 
     Args:
         keys: image keys.
@@ -405,6 +433,8 @@ class SelectModalitiesd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
+            if image.ndim == 4 and image.shape[0] == 1 and len(self.indices) == 1:
+                continue  # a one-modality study (e.g. FLAIR only) is taken as the chosen modality
             if image.ndim != 4 or image.shape[0] != len(MODALITIES):
                 raise ValueError(f"{_name_of(d, key)}: expected {len(MODALITIES)} MRI channels "
                                  f"({', '.join(MODALITIES)}) after loading, got an array of shape {tuple(image.shape)}.")
@@ -416,42 +446,30 @@ class BratsTargetd(MapTransform):
     """BraTS labels (0, 1, 2, 4) -> the training target: the whole tumour (one channel) or the three
     sub-regions (tumour core, whole tumour, enhancing tumour; MONAI ``ConvertToMultiChannelBasedOnBratsClasses``).
 
-    Checks first that the label holds BraTS values only and lies on its image's grid (``image_key``).
+    A label with any other value fails, naming its file (Decathlon labels are converted by
+    ``genesis brain-datalist``). Shape and affine are checked before, by ``CheckSegmentationCased``.
 
     Args:
         keys: label keys (channel first, one channel).
         target: "whole_tumour" or "subregions".
-        image_key: the image the label must match in shape and affine; None skips that check.
     """
 
-    def __init__(self, keys: KeysCollection, target: str = "whole_tumour", image_key: str | None = "image",
-                 atol: float = 1e-3, allow_missing_keys: bool = False):
+    def __init__(self, keys: KeysCollection, target: str = "whole_tumour", allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
-        self.target, self.image_key, self.atol = target, image_key, atol
         target_channels(target)
+        self.target = target
         self.regions = ConvertToMultiChannelBasedOnBratsClasses()
 
     def __call__(self, data):
         d = dict(data)
         for key in self.key_iterator(d):
             label = d[key]
-            name = _name_of(d, key)
             if label.ndim != 4 or label.shape[0] != 1:
-                raise ValueError(f"{name}: expected a one-channel label map, got shape {tuple(label.shape)}.")
-            if self.image_key in d:
-                image = d[self.image_key]
-                if tuple(image.shape[1:]) != tuple(label.shape[1:]):
-                    raise ValueError(f"{name}: label shape {tuple(label.shape[1:])} differs from its image "
-                                     f"{_name_of(d, self.image_key)} {tuple(image.shape[1:])}.")
-                if hasattr(image, "affine") and hasattr(label, "affine") and not torch.allclose(
-                        torch.as_tensor(image.affine, dtype=torch.float64), torch.as_tensor(label.affine, dtype=torch.float64),
-                        atol=self.atol):
-                    raise ValueError(f"{name}: label affine differs from that of its image {_name_of(d, self.image_key)}.")
-            values = torch.unique(torch.as_tensor(label)).tolist()
-            unexpected = sorted(set(int(v) for v in values) - set(BRATS_LABELS))
+                raise ValueError(f"{_name_of(d, key)}: expected a one-channel label map, got shape {tuple(label.shape)}.")
+            unexpected = sorted(set(int(v) for v in torch.unique(torch.as_tensor(label)).tolist()) - set(BRATS_LABELS))
             if unexpected:
-                raise ValueError(f"{name}: label values {unexpected} are not BraTS labels {list(BRATS_LABELS)}; "
-                                 "Decathlon labels are converted by `genesis brain-datalist`.")
+                raise ValueError(f"{_name_of(d, key)}: label values {unexpected} are not BraTS labels {list(BRATS_LABELS)}; "
+                                 "the Decathlon's labels are converted by `genesis brain-datalist`.")
             if self.target == "whole_tumour":
                 d[key] = (label > 0).to(torch.float32)
             else:
