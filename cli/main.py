@@ -16,6 +16,7 @@ def _commands() -> dict:
     from monai_genesis.cli.synth import synth
     from monai_genesis.cli.demo import demo
     from monai_genesis.cli.convert import convert_weights
+    from monai_genesis.cli.segmentation_data import segmentation_datalist_command
     from monai_genesis.cli.brain_data import brain_datalist_command
 
     return {
@@ -25,6 +26,7 @@ def _commands() -> dict:
         "synth": synth,
         "demo": demo,
         "convert-weights": convert_weights,
+        "segmentation-datalist": segmentation_datalist_command,
         "brain-datalist": brain_datalist_command,
     }
 
