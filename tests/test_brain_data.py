@@ -179,3 +179,16 @@ def test_cli_reports_bad_input_in_one_line(brats, tmp_path, capsys, monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "exists with another content" in capsys.readouterr().err
+
+
+def test_segmentation_datalist_reads_modality_lists(brats, tmp_path):
+    from monai_genesis.data.segmentation import load_segmentation_datalist
+
+    data = _copy(brats, tmp_path)
+    make_brain_datalist(data, patch_size=PATCH, progress=False)
+    items = load_segmentation_datalist(data / "datalist.json", "training", base_dir=data, num_channels=4)
+    assert all(len(i["image"]) == 4 for i in items)
+    case = items[0]["image"][2]
+    _rewrite(case, np.asarray(nib.load(case).dataobj)[:-2], nib.load(case).affine)
+    with pytest.raises(ValueError, match="_t1ce.nii.gz .* is not on the grid of"):
+        load_segmentation_datalist(data / "datalist.json", "training", base_dir=data, num_channels=4)
