@@ -144,11 +144,13 @@ def test_four_modalities_and_subregions(tmp_path, brats, caplog):
 
 @pytest.mark.slow
 def test_a_tiny_network_learns_the_whole_tumour(tmp_path, brats):
-    """From scratch, FLAIR, configs/tiny.json: 30 iterations (10 epochs of 3 batches of 4 patches of
-    32x32x16), learning rate 3e-3, validated at epochs 5 and 10.
+    """From scratch, FLAIR, configs/tiny.json: 60 iterations (20 epochs of 3 batches of 4 patches of
+    32x32x16), learning rate 3e-3, validated every 5 epochs, the best checkpoint evaluated.
 
-    Measured on the 3 test cases (one CPU thread): Dice 0.81, against 0 for an all-background guess
-    and 0.04 for an all-foreground guess; the threshold 0.3 leaves room for other CPUs' arithmetic.
+    Measured on the 3 test cases (one CPU thread): Dice 0.53 with this seed (0); 0.72 and 0.83 with
+    seeds 1 and 2; against 0 for an all-background guess and 0.032 for an all-foreground guess.
+    With 30 iterations one seed of three stayed at all-background, hence 60. Threshold 0.3: below
+    every seed measured, ten times the all-foreground guess.
     """
     data = brats / "data"
     wf = workflow(["train.json", "tiny.json"], "train", tmp_path, data)
