@@ -20,6 +20,7 @@ def _commands() -> dict:
     from monai_genesis.cli.luna16 import luna16_eval
     from monai_genesis.cli.segmentation_data import segmentation_datalist_command
     from monai_genesis.cli.lidc import lidc_mask
+    from monai_genesis.cli.brain_data import brain_datalist_command
 
     return {
         "show-corruptions": show_corruptions,
@@ -31,6 +32,7 @@ def _commands() -> dict:
         "luna16-eval": luna16_eval,
         "segmentation-datalist": segmentation_datalist_command,
         "lidc-mask": lidc_mask,
+        "brain-datalist": brain_datalist_command,
     }
 
 

@@ -180,8 +180,21 @@ def _nifti_header(path: str) -> tuple[tuple[int, ...], np.ndarray] | None:
     return tuple(int(s) for s in image.shape), np.asarray(image.affine, float)
 
 
+def _image_header(paths, where: str) -> tuple[tuple[int, ...], np.ndarray] | None:
+    """(shape, affine) of an image, or of a list of 3D files on one grid read as channels (BraTS modalities)."""
+    if isinstance(paths, str):
+        return _nifti_header(paths)
+    headers = [_nifti_header(p) for p in paths]
+    if any(h is None for h in headers):
+        return None
+    for path, (shape, affine) in zip(paths, headers):
+        if shape != headers[0][0] or not np.allclose(affine, headers[0][1], atol=_AFFINE_ATOL_MM):
+            raise ValueError(f"{where}: image file {path} (shape {shape}) is not on the grid of {paths[0]} {headers[0][0]}.")
+    return headers[0][0] + ((len(paths),) if len(paths) > 1 else ()), headers[0][1]
+
+
 def _check_header_pair(item: Mapping, image_key: str, label_key: str, num_channels: int | None, where: str) -> None:
-    image, label = _nifti_header(item[image_key]), _nifti_header(item[label_key]) if label_key in item else None
+    image, label = _image_header(item[image_key], where), _nifti_header(item[label_key]) if label_key in item else None
     if image is None:
         return
     shape, affine = image
@@ -246,10 +259,12 @@ def load_segmentation_datalist(
             raise ValueError(f"item {index} of section '{section}' in '{path}' lacks {wanted}: {item!r}.")
     items = load_decathlon_datalist(path, is_segmentation=label_key is not None, data_list_key=section, base_dir=base)
     for index, item in enumerate(items):
-        where = f"case {case_id_of(item[image_key])} (item {index} of '{section}' in {path})"
+        first = item[image_key] if isinstance(item[image_key], str) else item[image_key][0]
+        where = f"case {case_id_of(first)} (item {index} of '{section}' in {path})"
         for key in [image_key] + ([label_key] if label_key else []):
-            if not os.path.exists(item[key]):
-                raise FileNotFoundError(f"{where}: {key} file {item[key]} does not exist.")
+            for file in [item[key]] if isinstance(item[key], str) else item[key]:
+                if not os.path.exists(file):
+                    raise FileNotFoundError(f"{where}: {key} file {file} does not exist.")
         if check_headers:
             _check_header_pair(item, image_key, label_key or "", num_channels, where)
     return items
