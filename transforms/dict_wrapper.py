@@ -9,6 +9,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends
 
+from .containers import plain, wrap_like
+
 __all__ = ["GenesisDictWrapper"]
 
 
@@ -44,9 +46,10 @@ class GenesisDictWrapper(RandomizableTransform, MapTransform):
         keys = list(self.key_iterator(d))
         if not keys:
             return d
+        images = {key: plain(d[key]) for key in keys}  # checks and kernels see plain arrays
         for key in keys:
-            self.transform.check(d[key])
-        shapes = {tuple(d[k].shape[1:]) for k in keys}
+            self.transform.check(images[key])
+        shapes = {tuple(images[k].shape[1:]) for k in keys}
         if len(shapes) > 1:
             raise ValueError(
                 f"{type(self).__name__} applies one draw to all keys, so they need one spatial shape; "
@@ -54,5 +57,6 @@ class GenesisDictWrapper(RandomizableTransform, MapTransform):
             )
         self.randomize(shapes.pop())
         for key in keys:
-            d[key] = self.transform.apply_draw(d[key])
+            out = self.transform.apply_draw(images[key])
+            d[key] = d[key] if out is images[key] else wrap_like(out, d[key])
         return d

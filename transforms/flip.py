@@ -96,10 +96,12 @@ class RandGenesisFlip(RandomizableTransform):
         return flip_spatial(img, self.flip_axes)
 
     def __call__(self, img, randomize: bool = True):
-        self.check(img)
+        data = plain(img)  # checks and kernels see the plain array; the result goes back in img's container
+        self.check(data)
         if randomize:
             self.randomize()
-        return self.apply_draw(img)
+        out = self.apply_draw(data)
+        return img if out is data else wrap_like(out, img)
 
 
 class RandGenesisFlipd(GenesisDictWrapper):

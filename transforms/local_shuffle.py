@@ -122,10 +122,12 @@ class RandLocalPixelShuffle(RandomizableTransform):
         return wrap_like(shuffle_cpu.gather(host, src_of), img)
 
     def __call__(self, img, randomize: bool = True):
-        self.check(img)
+        data = plain(img)  # checks and kernels see the plain array; the result goes back in img's container
+        self.check(data)
         if randomize:
             self.randomize()
-        return self.apply_draw(img)
+        out = self.apply_draw(data)
+        return img if out is data else wrap_like(out, img)
 
 
 class RandLocalPixelShuffled(GenesisDictWrapper):

@@ -146,10 +146,12 @@ class _RandPainting(RandomizableTransform):
         return wrap_like(on_device(plain(img), blocks, self._noise_key), img)
 
     def __call__(self, img, randomize: bool = True):
-        self.check(img)
+        data = plain(img)  # checks and kernels see the plain array; the result goes back in img's container
+        self.check(data)
         if randomize:
-            self.randomize(img.shape[1:])
-        return self.apply_draw(img)
+            self.randomize(data.shape[1:])
+        out = self.apply_draw(data)
+        return img if out is data else wrap_like(out, img)
 
 
 class RandInPainting(_RandPainting):

@@ -119,10 +119,11 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         d = dict(data)
         for key, target_key in self.key_iterator(d, self.target_keys):
             original = d[key]
-            self._check(original, key)
-            self.randomize(tuple(original.shape[1:]))
-            host = host_array(original)
-            work = plain(original) if host is None else host  # the steps' results are wrapped once, below
+            data = plain(original)  # a MetaTensor's every attribute access and op would go through its dispatch
+            self._check(data, key)
+            self.randomize(tuple(data.shape[1:]))
+            host = host_array(data)
+            work = data if host is None else host  # the steps' results are wrapped once, below
             flipped = self.flip.apply_draw(work)
             img = self.nonlinear.apply_draw(self.local_shuffle.apply_draw(flipped))
             if self.painter is not None:

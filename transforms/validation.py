@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .containers import plain
+from .containers import host_array, plain
 
 __all__ = ["check_unit_cube", "check_min_spatial_size", "check_probabilities", "NORMALISE_HINT", "UNIT_RANGE_TOLERANCE"]
 
@@ -58,12 +58,10 @@ def check_unit_cube(img, transform_name: str, check_range: bool = True, toleranc
 
 def _value_range(img) -> tuple[float, float]:
     """(min, max) in one pass; NaN propagates and inf shows, so the two values cover all three checks."""
-    data = plain(img)  # a MetaTensor's own dispatch would wrap the result in a MetaTensor
-    if isinstance(data, np.ndarray):
-        if any(s < 0 for s in data.strides):  # torch cannot view negative strides
-            return float(data.min()), float(data.max())
-        data = torch.from_numpy(data)
-    return tuple(float(v) for v in torch.aminmax(data.detach()))
+    host = host_array(img)  # numpy, or a plain tensor's memory: no MetaTensor dispatch
+    data = plain(img) if host is None else torch.from_numpy(np.ascontiguousarray(host))
+    lo, hi = torch.aminmax(data.detach())
+    return float(lo), float(hi)
 
 
 def check_min_spatial_size(spatial_shape: Sequence[int], minimum: int, transform_name: str, rule: str):
