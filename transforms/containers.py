@@ -48,10 +48,10 @@ def wrap_like(out, img):
     ``out`` (numpy array or torch tensor) in ``img``'s container: numpy, torch on ``img``'s device, or a
     MetaTensor carrying ``img``'s metadata (shallow copies of ``meta`` and ``applied_operations``).
 
-    MONAI's ``convert_to_dst_type`` gives the same result but, for a MetaTensor, goes through its
-    constructor and ``copy_meta_from`` with per-call conversions (about 0.2 ms per cube, a sixth
-    of the whole corruption); wrapping the buffer with ``as_subclass`` and MONAI's own
-    ``MetaObj.copy_meta_from`` shares the data instead.
+    Why not MONAI's ``convert_to_dst_type``: it gives the same result but, for a MetaTensor, runs
+    ``convert_data_type`` and the MetaTensor constructor on every call, which costs more than
+    several of the corruption steps themselves; wrapping the buffer with ``as_subclass`` and
+    MONAI's own ``MetaObj.copy_meta_from`` does the same without copies or conversions.
     """
     if isinstance(img, np.ndarray):
         return out if isinstance(out, np.ndarray) else out.detach().cpu().numpy()

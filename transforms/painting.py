@@ -1,4 +1,4 @@
-"""Models Genesis in-painting and out-painting (``docs/method.md`` §2.4), array and dictionary forms, and their rules."""
+"""Models Genesis in-painting and out-painting (``docs/method.md`` §2.4, §2.5), array and dictionary forms, and their rules."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ class RandInPainting(_RandPainting):
 
 class RandOutPainting(_RandPainting):
     """
-    Image out-painting of Models Genesis (``docs/method.md`` §2.4): the whole cube becomes uniform
+    Image out-painting of Models Genesis (``docs/method.md`` §2.5): the whole cube becomes uniform
     [0, 1) noise except inside one block, then up to ``max_blocks - 1`` more (each continuing while
     a uniform draw is below ``continue_prob``), where the original image is kept. Block side
     s - r with r in 3s // 7 .. 4s // 7 per axis, at least 3 voxels from the border. The noise is

@@ -1,4 +1,4 @@
-"""Compiled (numba) painting noise on the CPU (``docs/method.md`` §2.4): uniform [0, 1) values
+"""Compiled (numba) painting noise on the CPU (``docs/method.md`` §2.4, §2.5): uniform [0, 1) values
 hashed from each voxel's flat index and a 96-bit key.
 
 A counter-based draw (as in Random123, Salmon et al., SC 2011) is a pure function of the index, so

@@ -1,4 +1,4 @@
-"""Torch painting kernels, any device (``docs/method.md`` §2.4).
+"""Torch painting kernels, any device (``docs/method.md`` §2.4, §2.5).
 
 ``hash_noise`` computes the values of ``noise_cpu`` (same hash, key and counters) with int64 tensor
 ops, so a cube painted on a GPU matches the CPU result. ``box_union_mask`` marks the union of
