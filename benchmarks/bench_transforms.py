@@ -141,6 +141,8 @@ def main(seconds: float = 2.0, reference: bool = True, steps: bool = True) -> di
         save_npy_atomic(cubes.astype(SHARD_DTYPE), shard)
         chain, item = _bundle_chain(shard)
         rates["bundle chain: LoadCubed + RandGenesisCorruptiond"] = _rate(lambda: chain(item), seconds)
+        load = chain.transforms[0]
+        rates["bundle chain: LoadCubed alone (shard read)"] = _rate(lambda: load(item), seconds)
     if steps:
         for kind, img in inputs.items():
             for name, step in (
@@ -180,7 +182,7 @@ def main(seconds: float = 2.0, reference: bool = True, steps: bool = True) -> di
     print(f"{'transform':58s} {'cubes/s':>9s} {'ms/cube':>8s} {'x reference':>12s}")
     for name, rate in rates.items():
         peer = ref_shuffle if "shuffling" in name and "peer" not in name else ref
-        ratio = f"{rate / peer:12.1f}" if peer and "peer" not in name else f"{'':12s}"
+        ratio = f"{rate / peer:12.1f}" if peer and "peer" not in name and "alone" not in name else f"{'':12s}"
         print(f"{name:58s} {rate:9.1f} {1e3 / rate:8.2f} {ratio}")
 
     def goal(text: str, value: float, target: float, unit: str) -> None:
