@@ -18,14 +18,17 @@ import numpy as np
 
 __all__ = ["curve_table", "build_grid", "grid_lookup", "bucket_starts"]
 
+_U = np.uint64  # unsigned indices spare numba's negative-index fix-up in the per-voxel loops
+
 
 @numba.njit(cache=True, nogil=True)
 def _grid_lookup(values, start, slope, cells, out):  # pragma: no cover - compiled
     zero = cells - cells  # constants in the tables' dtype keep float32 arithmetic in float32
-    for n in range(values.size):
+    for n in range(_U(values.size)):
         t = min(max(values[n] * cells, zero), cells)
         whole = np.floor(t)
-        out[n] = slope[int(whole)] * (t - whole) + start[int(whole)]
+        cell = _U(int(whole))
+        out[n] = slope[cell] * (t - whole) + start[cell]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -116,10 +119,10 @@ def _interp_one(q, xs, ys, first):  # pragma: no cover - compiled; np.interp(q, 
 @numba.njit(cache=True, nogil=True)
 def _hybrid_lookup(values, start, slope, cells, steep, xs, ys, first, out):  # pragma: no cover - compiled
     zero = cells - cells
-    for n in range(values.size):
+    for n in range(_U(values.size)):
         t = min(max(values[n] * cells, zero), cells)
         whole = np.floor(t)
-        cell = int(whole)
+        cell = _U(int(whole))
         if steep[cell]:  # the grid is inexact here: interpolate through the table
             out[n] = _interp_one(float(values[n]), xs, ys, first)
         else:
