@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import RandomizableTransform

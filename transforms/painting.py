@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
