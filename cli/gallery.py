@@ -147,7 +147,7 @@ def _panels(cube: np.ndarray, seed: int) -> list:
     )
 
     steps = [
-        ("flip", RandGenesisFlip(prob=1.0)),
+        ("flip", RandGenesisFlip(continue_prob=1.0)),
         ("local pixel shuffling", RandLocalPixelShuffle(prob=1.0)),
         ("non-linear intensity", RandNonLinearIntensity(prob=1.0)),
         ("in-painting", RandInPainting(prob=1.0)),

@@ -6,9 +6,7 @@ import torch
 from monai.data import MetaTensor
 from scipy import stats
 
-from monai_genesis.transforms import RandInPainting, RandInPaintingd, RandOutPainting, RandOutPaintingd, noise_compiled
-from monai_genesis.transforms.painting import _draw_key
-from monai_genesis.transforms.random_draws import noise_at, noise_key, uniform_noise
+from monai_genesis.transforms import RandInPainting, RandInPaintingd, RandOutPainting, RandOutPaintingd
 
 SHAPE = (64, 64, 32)
 
@@ -122,115 +120,79 @@ def test_types_and_determinism(cls):
 @pytest.mark.parametrize("cls", [RandInPaintingd, RandOutPaintingd])
 def test_dictionary_forms_share_blocks_and_noise(cls):
     img = np.random.RandomState(6).rand(1, 32, 32, 16).astype(np.float32)
-    t = cls(["a", "b"], prob=1.0)
-    t.set_random_state(0)
-    out = t({"a": img, "b": img.copy()})
-    np.testing.assert_array_equal(out["a"], out["b"])
+    results = []
+    for wrap in (np.array, torch.from_numpy, lambda a: MetaTensor(torch.from_numpy(a))):
+        t = cls(["a", "b"], prob=1.0)
+        t.set_random_state(0)
+        out = t({"a": wrap(img.copy()), "b": wrap(img.copy())})
+        np.testing.assert_array_equal(np.asarray(out["a"]), np.asarray(out["b"]))
+        results.append(np.asarray(out["a"]))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
     with pytest.raises(ValueError, match="one spatial shape"):
         t({"a": img, "b": img[:, :30]})
 
 
-# --- painting noise: counter-based hash, compiled kernels and their numpy form ---
+# --- painting noise, seen through out-painting: uniform, exact in the dtype, independent, reproducible ---
 
 NOISE_BITS = {np.float16: 11, np.float32: 24, np.float64: 53}
 
 
-def _python_hash(n, key):
-    """h(n) = triple32(((n + k0) ^ k1) + k2) with Python integers, written out from the documented formula."""
-    x = ((((n + int(key[0])) & 0xFFFFFFFF) ^ int(key[1])) + int(key[2])) & 0xFFFFFFFF
-    for shift, multiplier in noise_compiled.MIX_STEPS:
-        x = ((x ^ (x >> shift)) * multiplier) & 0xFFFFFFFF
-    return x ^ (x >> noise_compiled.MIX_LAST_SHIFT)
+def _outpainted(dtype, seed, shape=(1, 64, 64, 32)):
+    """Out-painting of a constant cube: (output, mask of the noise voxels)."""
+    t = RandOutPainting(prob=1.0).set_random_state(seed)
+    out = t(np.full(shape, 0.5, dtype))
+    noise = np.ones(shape[1:], bool)
+    for corner, size in t.blocks:
+        noise[tuple(slice(c, c + s) for c, s in zip(corner, size))] = False
+    return out[0], noise
 
 
-def test_noise_follows_the_documented_hash():
-    key = noise_key([0xFFFFFFFF, 0x12345678, 7])
-    counters = np.array([0, 1, 2, 31, 2**16 + 5, 2**31 - 1])
-    values = noise_at(key, counters, np.float32)
-    expected = [(_python_hash(int(n), key) >> 8) / 2**24 for n in counters]
-    np.testing.assert_array_equal(values, np.array(expected, np.float32))
-    doubles = noise_at(key, counters[:-1], np.float64)
-    expected = [
-        ((_python_hash(2 * int(n), key) >> 5) * 2**26 + (_python_hash(2 * int(n) + 1, key) >> 6)) / 2**53 for n in counters[:-1]
-    ]
-    np.testing.assert_array_equal(doubles, expected)
-
-
-@pytest.mark.skipif(not noise_compiled.AVAILABLE, reason="numba is not installed")
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_compiled_noise_equals_its_numpy_form(dtype):
-    key = noise_key([1, 2**32 - 1, 12345])
-    for shape in [(1,), (7,), (3, 5, 9), (2, 16, 16, 8)]:
-        noise = uniform_noise(key, shape, dtype)
-        assert noise.dtype == dtype and noise.shape == shape
-        np.testing.assert_array_equal(noise, noise_at(key, np.arange(noise.size), dtype).reshape(shape))
-
-
-@pytest.fixture(params=["compiled", "numpy"])
-def noise_backend(request, monkeypatch):
-    """Run a test with the compiled kernels and again with the numpy fallback (numba missing)."""
-    if request.param == "compiled" and not noise_compiled.AVAILABLE:
-        pytest.skip("numba is not installed")
-    if request.param == "numpy":
-        monkeypatch.setattr(noise_compiled, "AVAILABLE", False)
-    return request.param
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.float32])
-def test_noise_is_uniform_exact_below_one_and_reproducible(noise_backend, dtype):
-    shape = (16, 64, 32)  # lags 1, 32 and 2048 are the z, y and x neighbours of a 64 x 32 slice
-    noise = uniform_noise(noise_key([11, 22, 33]), shape, dtype)
-    assert noise.dtype == dtype and noise.min() >= 0 and noise.max() < 1
+def test_noise_is_uniform_exact_below_one_independent_and_reproducible(dtype):
+    out, mask = _outpainted(dtype, 0)
+    noise = out[mask]
+    assert out.dtype == dtype and noise.size > 60000 and noise.min() >= 0 and noise.max() < 1
     scaled = noise.astype(np.float64) * 2.0 ** NOISE_BITS[dtype]
     np.testing.assert_array_equal(scaled, np.floor(scaled))  # k / 2**bits: exact in the dtype
-    flat = noise.astype(np.float64).ravel()
-    counts = np.bincount((flat * 64).astype(int), minlength=64)
-    assert stats.chisquare(counts).pvalue > 1e-4
+    flat = noise.astype(np.float64)
+    assert stats.chisquare(np.bincount((flat * 64).astype(int), minlength=64)).pvalue > 1e-4
     assert flat.mean() == pytest.approx(0.5, abs=0.005) and flat.var() == pytest.approx(1 / 12, abs=0.002)
-    for lag in (1, 32, 2048):  # neighbours independent: 8 x 8 joint histogram of (v[n], v[n + lag])
-        pairs = (flat[:-lag] * 8).astype(int) * 8 + (flat[lag:] * 8).astype(int)
-        assert stats.chisquare(np.bincount(pairs, minlength=64)).pvalue > 1e-4, lag
-    np.testing.assert_array_equal(uniform_noise(noise_key([11, 22, 33]), shape, dtype), noise)
-    other = uniform_noise(noise_key([11, 22, 34]), shape, dtype)
-    assert np.mean(other == noise) < 0.01
+    values = out.astype(np.float64)
+    for axis in range(3):  # neighbours independent: 8 x 8 joint histogram of (v, its neighbour along the axis)
+        a, b = (np.take(values, r, axis) for r in (range(0, out.shape[axis] - 1), range(1, out.shape[axis])))
+        both = np.take(mask, range(0, out.shape[axis] - 1), axis) & np.take(mask, range(1, out.shape[axis]), axis)
+        pairs = (a[both] * 8).astype(int) * 8 + (b[both] * 8).astype(int)
+        assert stats.chisquare(np.bincount(pairs, minlength=64)).pvalue > 1e-4, axis
+    np.testing.assert_array_equal(_outpainted(dtype, 0)[0], out)
+    other, other_mask = _outpainted(dtype, 1)
+    assert np.mean(other[mask & other_mask] == out[mask & other_mask]) < 0.01
 
 
-def test_noise_key_and_arguments_are_checked():
-    with pytest.raises(ValueError, match="noise key"):
-        noise_key([1, 2])
-    with pytest.raises(ValueError, match="noise key"):
-        noise_key([1, 2, 2**32])
-    with pytest.raises(ValueError, match="float16, float32 or float64"):
-        noise_at(noise_key([1, 2, 3]), np.arange(4), np.int32)
-    with pytest.raises(ValueError, match="counters"):
-        noise_at(noise_key([1, 2, 3]), np.array([-1]))
-
-
-def _paint_all_ways(cls, img, seed):
+def _paint(cls, img, seed):
     t = cls(prob=1.0)
     t.set_random_state(seed)
-    return t(img), t.blocks
+    out = t(img)
+    return (out.detach().numpy() if isinstance(out, torch.Tensor) else out), t.blocks
 
 
 @pytest.mark.parametrize("cls", [RandInPainting, RandOutPainting])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_compiled_and_numpy_painting_agree_for_every_input_form(cls, dtype, monkeypatch):
+def test_painting_agrees_for_every_input_form(cls, dtype):
     img = (0.99 * np.random.RandomState(7).rand(2, 20, 18, 16)).astype(dtype)  # below 1 in float16 too
-    compiled, blocks = _paint_all_ways(cls, img, 8)
-    assert compiled.dtype == dtype and compiled.max() < 1
+    expected, blocks = _paint(cls, img, 8)
+    assert expected.dtype == dtype and expected.max() < 1
     forms = {
         "flipped view": np.flip(img, 1).copy()[:, ::-1],  # same values, negative strides
         "cpu tensor": torch.from_numpy(img.copy()),
-        "strided tensor": torch.from_numpy(np.asfortranarray(img)),  # in-painting clone is not C-contiguous
-        "grad tensor": torch.from_numpy(img.copy()).requires_grad_(),  # torch-indexing path
+        "strided tensor": torch.from_numpy(np.asfortranarray(img)),
+        "MetaTensor": MetaTensor(torch.from_numpy(img.copy())),
+        "grad tensor": torch.from_numpy(img.copy()).requires_grad_(),  # the torch kernel (CUDA path)
     }
     for name, data in forms.items():
-        out, same_blocks = _paint_all_ways(cls, data, 8)
+        out, same_blocks = _paint(cls, data, 8)
         assert same_blocks == blocks
-        out = out.detach().numpy() if isinstance(out, torch.Tensor) else out
-        np.testing.assert_array_equal(out, compiled, err_msg=name)
-    monkeypatch.setattr(noise_compiled, "AVAILABLE", False)
-    np.testing.assert_array_equal(_paint_all_ways(cls, img, 8)[0], compiled, err_msg="numpy fallback")
+        np.testing.assert_array_equal(out, expected, err_msg=name)
 
 
 @pytest.mark.parametrize("cls", [RandInPainting, RandOutPainting])
@@ -241,13 +203,5 @@ def test_bfloat16_noise_never_rounds_up_to_one(cls):
     noise = out[out != 0.5].float()
     assert noise.numel() > 100 and noise.min() >= 0 and noise.max() < 1
     assert (noise * 256 == torch.floor(noise * 256)).all()  # k / 2**8: exact in bfloat16
-
-
-def test_noise_key_draw_reads_the_same_words_as_the_earlier_seed():
-    # the blocks drawn for later cubes stay what they were before the counter-based noise
-    state, reference = np.random.RandomState(0), np.random.RandomState(0)
-    keys = {_draw_key(state) for _ in range(100)}
-    for _ in range(100):
-        reference.randint(0, 2**32, size=4, dtype=np.uint64)
-    assert state.randint(0, 1000, size=5).tolist() == reference.randint(0, 1000, size=5).tolist()
-    assert len(keys) == 100 and all(len(key) == 3 and all(isinstance(w, np.uint32) for w in key) for key in keys)
+    as_float = cls(prob=1.0).set_random_state(9)(img.float())
+    torch.testing.assert_close(out.float(), torch.floor(as_float * 256) / 256)  # the float32 noise, floored

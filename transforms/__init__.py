@@ -1,4 +1,7 @@
-"""monai_genesis.transforms: the Models Genesis corruptions as MONAI transforms (Zhou et al., MICCAI 2019)."""
+"""monai_genesis.transforms: the Models Genesis corruptions as MONAI transforms (``docs/method.md`` §2).
+
+Each transform module holds its rules (sizes, counts, rates); ``kernels/`` holds one compiled CPU and
+one torch kernel per operation, which execute the plans the transforms draw."""
 
 from .batched import RandGenesisCorruptionBatch
 from .fixed_seed import FixedSeedPerItemd

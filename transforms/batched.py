@@ -1,31 +1,44 @@
-"""The Models Genesis corruption for a whole batch already on the training device (torch only)."""
+"""The Models Genesis corruption (``docs/method.md`` §2) of a whole batch already on the training device (torch)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from monai.transforms import Randomizable
+from monai.utils import TransformBackends
 
-from .batched_local_shuffle import local_shuffle_batch
-from .nonlinear_intensity import TABLE_SIZE
-from .painting import MARGIN
-from .validation import NORMALISE_HINT, UNIT_RANGE_TOLERANCE, check_min_spatial_size, check_probabilities
+from .flip import FLIP_AXES, FLIP_CONTINUE_PROB, MAX_FLIPS
+from .kernels import intensity_torch, noise_torch, shuffle_torch
+from .local_shuffle import LOCAL_SHUFFLE_PROB, NUM_BOXES, check_shuffle_shape, max_block_sizes
+from .nonlinear_intensity import INVERT_PROB, NONLINEAR_PROB, TABLE_SIZE, power_coefficients
+from .painting import (
+    CONTINUE_PROB,
+    INPAINT_PROB,
+    MARGIN,
+    MAX_BLOCKS,
+    PAINT_PROB,
+    check_inpaint_shape,
+    check_outpaint_shape,
+    inpaint_side_range,
+    outpaint_side_range,
+)
+from .validation import NORMALISE_HINT, UNIT_RANGE_TOLERANCE, check_probabilities
 
 __all__ = ["RandGenesisCorruptionBatch"]
 
 
 class RandGenesisCorruptionBatch(Randomizable):
     """
-    Models Genesis corruption (Zhou et al., MICCAI 2019 / MedIA 2021) of a (B, C, H, W, D) batch.
+    Models Genesis corruption (``docs/method.md`` §2) of a (B, C, H, W, D) batch on its device.
 
     Same steps, order and rates as :py:class:`RandGenesisCorruptiond`, but every random number is
-    drawn on the batch's device and every step is a batched tensor op, each cube with its own draws,
-    so a GPU run never waits on CPU corruption. Returns ``(corrupted, target)``, both of the input's
-    shape, dtype and device; the target is the flipped clean batch. Seed with ``set_random_state``
-    (a torch Generator per device); unseeded, it draws from torch's global generator, which
-    ``monai.utils.set_determinism`` seeds. Meant for GPUs: on a CPU the per-cube
-    :py:class:`RandGenesisCorruptiond` (compiled kernels) in DataLoader workers is far faster
-    (about 1.2 vs 30-50 ms per 64 x 64 x 32 cube, ``benchmarks/bench_transforms.py``).
+    drawn on the batch's device and every step is a batched tensor op, each cube with its own
+    draws, so a GPU run never waits on CPU corruption. Returns ``(corrupted, target)``, both of the
+    input's shape, dtype and device; the target is the flipped clean batch. Seed with
+    ``set_random_state`` (a torch Generator per device); unseeded, it draws from torch's global
+    generator, which ``monai.utils.set_determinism`` seeds. Meant for GPUs: on a CPU the per-cube
+    :py:class:`RandGenesisCorruptiond` in DataLoader workers is much faster
+    (``benchmarks/bench_transforms.py`` compares them).
 
     Args:
         flip_prob: probability of each further flip draw (up to 3). Defaults to 0.4.
@@ -33,19 +46,21 @@ class RandGenesisCorruptionBatch(Randomizable):
         nonlinear_prob: probability of the non-linear intensity curve. Defaults to 0.9.
         paint_prob: probability of painting. Defaults to 0.9.
         inpaint_prob: share of painting done as in-painting, the rest out-painting. Defaults to 0.2.
-        validate: check shape and value range first (one device sync per batch). Defaults to True.
-        num_shuffle_blocks: boxes per local shuffling. Defaults to 10,000 (the reference).
+        validate: check the value range first (one device sync per batch). Defaults to True.
+        num_shuffle_blocks: boxes per local shuffling. Defaults to 10,000.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(
         self,
-        flip_prob: float = 0.4,
-        local_shuffle_prob: float = 0.5,
-        nonlinear_prob: float = 0.9,
-        paint_prob: float = 0.9,
-        inpaint_prob: float = 0.2,
+        flip_prob: float = FLIP_CONTINUE_PROB,
+        local_shuffle_prob: float = LOCAL_SHUFFLE_PROB,
+        nonlinear_prob: float = NONLINEAR_PROB,
+        paint_prob: float = PAINT_PROB,
+        inpaint_prob: float = INPAINT_PROB,
         validate: bool = True,
-        num_shuffle_blocks: int = 10000,
+        num_shuffle_blocks: int = NUM_BOXES,
     ) -> None:
         check_probabilities(
             flip_prob=flip_prob,
@@ -87,11 +102,11 @@ class RandGenesisCorruptionBatch(Randomizable):
             raise ValueError(f"{name} expects a floating-point batch in [0, 1], got dtype {x.dtype}; {NORMALISE_HINT}.")
         spatial = x.shape[2:]
         if self.local_shuffle_prob > 0:
-            check_min_spatial_size(spatial, 10, name, "local shuffling boxes are 1 .. side // 10 voxels")
+            check_shuffle_shape(spatial, name, self.num_shuffle_blocks)
         if self.paint_prob > 0 and self.inpaint_prob > 0:
-            check_min_spatial_size(spatial, 8, name, "in-painting blocks of side s // 6 .. s // 3 with 3-voxel margins")
+            check_inpaint_shape(spatial, name)
         if self.paint_prob > 0 and self.inpaint_prob < 1:
-            check_min_spatial_size(spatial, 14, name, "out-painting blocks of side s - (3s // 7 .. 4s // 7), margins 3")
+            check_outpaint_shape(spatial, name)
         if self.validate and x.numel():
             lo, hi = (float(v) for v in torch.aminmax(x.detach()))
             if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -106,10 +121,11 @@ class RandGenesisCorruptionBatch(Randomizable):
         target = self._flip(x, g)
         out = target
         shuffle = self._draw(x.shape[0], g, x.device) < self.local_shuffle_prob
-        if self.local_shuffle_prob > 0 and bool(shuffle.any()):  # one sync per batch: only the chosen cubes are shuffled
+        if self.local_shuffle_prob > 0 and bool(shuffle.any()):  # one sync per batch: only the chosen cubes
             chosen = shuffle.nonzero().squeeze(1)
             out = out.clone()
-            out[chosen] = local_shuffle_batch(out[chosen], g, self.num_shuffle_blocks)
+            max_block = max_block_sizes(x.shape[2:])
+            out[chosen] = shuffle_torch.local_shuffle_batch(out[chosen], max_block, self.num_shuffle_blocks, g)
         out = self._nonlinear(out, g)
         out = self._paint(out, g)
         return (out.clone() if out is target else out), target
@@ -119,14 +135,14 @@ class RandGenesisCorruptionBatch(Randomizable):
         return torch.rand(shape, generator=generator, device=device, dtype=dtype)
 
     def _flip(self, x: torch.Tensor, g) -> torch.Tensor:
-        """Up to 3 draws below flip_prob, each picking nothing, rows or columns (as the reference)."""
+        """Up to MAX_FLIPS draws below flip_prob, each picking nothing or one of FLIP_AXES."""
         batch = x.shape[0]
-        go_on = torch.cumprod((self._draw((batch, 3), g, x.device) < self.flip_prob).long(), dim=1)
-        choice = torch.randint(0, 3, (batch, 3), generator=g, device=x.device)
+        go_on = torch.cumprod((self._draw((batch, MAX_FLIPS), g, x.device) < self.flip_prob).long(), dim=1)
+        choice = torch.randint(0, len(FLIP_AXES) + 1, (batch, MAX_FLIPS), generator=g, device=x.device)
         out = x
-        for option, dim in ((1, 2), (2, 3)):
+        for option, axis in enumerate(FLIP_AXES, start=1):  # option 0: nothing
             odd = ((go_on * (choice == option)).sum(1) % 2).bool().view(batch, 1, 1, 1, 1)
-            out = torch.where(odd, out.flip(dim), out)
+            out = torch.where(odd, out.flip(axis + 2), out)
         return out if out is not x else x.clone()
 
     def _nonlinear(self, x: torch.Tensor, g) -> torch.Tensor:
@@ -136,36 +152,22 @@ class RandGenesisCorruptionBatch(Randomizable):
         batch, device = x.shape[0], x.device
         apply = self._draw(batch, g, device) < self.nonlinear_prob
         a, b, c, d = self._draw((4, batch, 1), g, device)
-        inverted = (self._draw(batch, g, device) < 0.5).view(batch, 1)
-        u = torch.linspace(0.0, 1.0, TABLE_SIZE, device=device, dtype=torch.float64).view(1, -1)
-        xs = torch.cummax((((1 + 3 * a - 3 * c) * u + (3 * c - 6 * a)) * u + 3 * a) * u, dim=1).values
-        ys = torch.cummax((((1 + 3 * b - 3 * d) * u + (3 * d - 6 * b)) * u + 3 * b) * u, dim=1).values
-        ys = torch.where(inverted, ys.flip(1), ys)
-        v = x.reshape(batch, -1).to(torch.float64).clamp(0.0, 1.0)
-        right = torch.searchsorted(xs, v, right=True).clamp_(1, TABLE_SIZE - 1)
-        x0, x1 = xs.gather(1, right - 1), xs.gather(1, right)
-        y0, y1 = ys.gather(1, right - 1), ys.gather(1, right)
-        width = x1 - x0
-        frac = torch.where(width > 0, (v - x0) / torch.where(width > 0, width, 1.0), 0.0)
-        mapped = (y0 + frac * (y1 - y0)).to(x.dtype).view_as(x)
+        inverted = (self._draw(batch, g, device) < INVERT_PROB).view(batch, 1)
+        mapped = intensity_torch.batched_curve_lookup(x, power_coefficients(a, c), power_coefficients(b, d), inverted, TABLE_SIZE)
         return torch.where(apply.view(batch, 1, 1, 1, 1), mapped, x)
 
-    def _boxes(self, g, device, batch, spatial, first_always: bool, size_rule) -> torch.Tensor:
-        """Union mask (B, H, W, D) of up to 5 blocks per cube, continuing while draws stay below 0.95."""
-        go_on = torch.cumprod((self._draw((batch, 5), g, device) < 0.95).long(), dim=1).bool()
-        if first_always:  # out-painting: one block, then up to 4 more
-            go_on = torch.cat([torch.ones_like(go_on[:, :1]), go_on[:, :4]], dim=1)
-        mask = go_on.view(batch, 5, 1, 1, 1)
-        for axis, side in enumerate(spatial):
-            lo, hi = size_rule(side)
-            size = lo + (self._draw((batch, 5), g, device) * (hi - lo + 1)).long()
-            corner = MARGIN + (self._draw((batch, 5), g, device) * (side - size - 2 * MARGIN + 1)).long()
-            coord = torch.arange(side, device=device).view(1, 1, side)
-            inside = (coord >= corner.unsqueeze(-1)) & (coord < (corner + size).unsqueeze(-1))
-            shape = [batch, 5, 1, 1, 1]
-            shape[2 + axis] = side
-            mask = mask & inside.view(shape)
-        return mask.any(1)
+    def _boxes(self, g, device, batch, spatial, first_always: bool, side_range) -> torch.Tensor:
+        """Union mask (B, H, W, D) of up to MAX_BLOCKS blocks per cube, continuing while draws stay below CONTINUE_PROB."""
+        go_on = torch.cumprod((self._draw((batch, MAX_BLOCKS), g, device) < CONTINUE_PROB).long(), dim=1).bool()
+        if first_always:  # out-painting: one block, then up to MAX_BLOCKS - 1 more
+            go_on = torch.cat([torch.ones_like(go_on[:, :1]), go_on[:, :-1]], dim=1)
+        sizes, corners = [], []
+        for side in spatial:
+            lo, hi = side_range(side)
+            size = lo + (self._draw((batch, MAX_BLOCKS), g, device) * (hi - lo + 1)).long()
+            sizes.append(size)
+            corners.append(MARGIN + (self._draw((batch, MAX_BLOCKS), g, device) * (side - size - 2 * MARGIN + 1)).long())
+        return noise_torch.box_union_mask(torch.stack(corners, -1), torch.stack(sizes, -1), go_on, spatial)
 
     def _paint(self, x: torch.Tensor, g) -> torch.Tensor:
         if self.paint_prob == 0:
@@ -175,9 +177,9 @@ class RandGenesisCorruptionBatch(Randomizable):
         paint = self._draw(batch, g, device) < self.paint_prob
         inpaint = self._draw(batch, g, device) < self.inpaint_prob
         do_in, do_out = (paint & inpaint).view(batch, 1, 1, 1, 1), (paint & ~inpaint).view(batch, 1, 1, 1, 1)
-        in_mask = self._boxes(g, device, batch, spatial, False, lambda s: (s // 6, s // 3)).unsqueeze(1)
-        keep = self._boxes(g, device, batch, spatial, True, lambda s: (s - 4 * s // 7, s - 3 * s // 7)).unsqueeze(1)
+        in_mask = self._boxes(g, device, batch, spatial, False, inpaint_side_range).unsqueeze(1)
+        keep = self._boxes(g, device, batch, spatial, True, outpaint_side_range).unsqueeze(1)
         noise = torch.rand(x.shape, generator=g, device=device, dtype=x.dtype)
-        # In-painting noise is shared by all channels (as in the reference); out-painting's is not.
+        # In-painting noise is shared by all channels; out-painting's is not.
         x = torch.where(do_in & in_mask, noise[:, :1], x)
         return torch.where(do_out & ~keep, noise, x)

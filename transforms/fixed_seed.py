@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Hashable, Mapping, Sequence
 
 from monai.transforms import MapTransform, Randomizable
+from monai.utils import TransformBackends
 
 __all__ = ["FixedSeedPerItemd"]
 
@@ -26,6 +27,8 @@ class FixedSeedPerItemd(MapTransform):
         id_keys: keys whose values identify an item; only the base name of a path is used, so the
             draws do not depend on where the dataset lives. Defaults to ("image", "cube_index").
     """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]  # whatever the wrapped transform takes
 
     def __init__(self, transform: Randomizable, seed: int = 0, id_keys: Sequence[Hashable] = ("image", "cube_index")):
         super().__init__(keys=id_keys)

@@ -1,110 +1,132 @@
-"""Models Genesis local pixel shuffling as a MONAI transform (array and dictionary forms)."""
+"""Models Genesis local pixel shuffling (``docs/method.md`` §2.2), array and dictionary forms, and its rules."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 from monai.config import KeysCollection
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends
 
+from .containers import host_array, plain, wrap_like
 from .dict_wrapper import GenesisDictWrapper
-from . import local_shuffle_compiled
-from .local_shuffle_kernel import local_shuffle_indices, max_block_sizes
-from .type_utils import like, plain
+from .kernels import shuffle_cpu, shuffle_torch
 from .validation import check_min_spatial_size, check_unit_cube
 
-__all__ = ["RandLocalPixelShuffle", "RandLocalPixelShuffled", "apply_voxel_indices"]
+__all__ = [
+    "RandLocalPixelShuffle",
+    "RandLocalPixelShuffled",
+    "LOCAL_SHUFFLE_PROB",
+    "NUM_BOXES",
+    "BOX_DIVISOR",
+    "MIN_SIDE",
+    "MIN_SIDE_RULE",
+    "max_block_sizes",
+    "check_shuffle_shape",
+]
+
+LOCAL_SHUFFLE_PROB = 0.5  # share of cubes shuffled
+NUM_BOXES = 10_000  # boxes per shuffled cube
+BOX_DIVISOR = 10  # box sides are 1 .. side // BOX_DIVISOR per axis
+MIN_SIDE = BOX_DIVISOR  # smallest cube side that admits a box
+MIN_SIDE_RULE = f"local shuffling boxes are 1 .. side // {BOX_DIVISOR} voxels per axis"
+# Local shuffling is meant for pretraining cubes (64 x 64 x 32 moves about 250,000 box voxels);
+# beyond this many expected box voxels per draw it asks for a crop instead of exhausting memory.
+_MAX_EXPECTED_BOX_VOXELS = 30_000_000
 
 
-def apply_voxel_indices(img, dst: np.ndarray, src: np.ndarray):
-    """Copy of a channel-first image with ``out[:, dst] = img[:, src]`` over flattened space."""
-    data = plain(img)
-    channels = data.shape[0]
-    if isinstance(data, torch.Tensor):
-        flat = data.reshape(channels, -1)
-        dst_t = torch.from_numpy(dst).to(data.device, non_blocking=True)
-        src_t = torch.from_numpy(src.astype(np.int64, copy=False)).to(data.device, non_blocking=True)
-        out = flat.clone().index_copy_(1, dst_t, flat.index_select(1, src_t))
+def max_block_sizes(spatial_shape) -> tuple:
+    """Largest box side per axis: side // BOX_DIVISOR."""
+    return tuple(int(s) // BOX_DIVISOR for s in spatial_shape)
+
+
+def check_shuffle_shape(spatial_shape, name: str, num_blocks: int = NUM_BOXES, max_block_size=None) -> None:
+    """A ValueError naming ``name`` when boxes do not fit ``spatial_shape`` or one draw would move a whole volume."""
+    spatial = tuple(int(s) for s in spatial_shape)
+    if max_block_size is None:
+        check_min_spatial_size(spatial, MIN_SIDE, name, MIN_SIDE_RULE)
+        max_block = max_block_sizes(spatial)
+    elif any(m < 1 or m > s for m, s in zip(max_block_size, spatial)):
+        raise ValueError(f"{name}: max_block_size {tuple(max_block_size)} must lie in 1 .. {spatial}.")
     else:
-        flat = data.reshape(channels, -1)
-        out = flat.copy()
-        for channel in range(channels):  # 1-D take/assign: about twice as fast as 2-D fancy indexing
-            out[channel][dst] = np.take(flat[channel], src)
-    return like(out.reshape(data.shape), img)
+        max_block = tuple(max_block_size)
+    expected = num_blocks * math.prod((m + 1) / 2 for m in max_block)
+    if expected > _MAX_EXPECTED_BOX_VOXELS:
+        raise ValueError(
+            f"local pixel shuffling of a {tuple(spatial_shape)} image with {num_blocks} boxes up to {tuple(max_block)} "
+            f"would move about {expected:.3g} voxels; crop pretraining cubes (e.g. 64 x 64 x 32) first."
+        )
 
 
 class RandLocalPixelShuffle(RandomizableTransform):
     """
-    Local pixel shuffling of Models Genesis (Zhou et al., "Models Genesis", MICCAI 2019 / MedIA 2021).
+    Local pixel shuffling of Models Genesis (``docs/method.md`` §2.2): ``num_blocks`` times, a box of
+    random size (1 .. side // 10 per axis) at a random place is taken from the *unshuffled* image,
+    its voxels permuted uniformly at random, and written back; later boxes overwrite earlier ones.
+    All channels move together. Values are only moved, so any dtype and intensity range works.
 
-    ``num_blocks`` times, a box of random size (1 .. side // 10 per axis) at a random place is taken
-    from the unshuffled image, its voxels permuted uniformly at random, and written back (later boxes
-    overwrite earlier ones). All channels move together. Values are only moved, never changed, so
-    any intensity range works. The voxel indices come from a compiled kernel
-    (``local_shuffle_compiled``, numba) or, without numba, a vectorised one (``local_shuffle_kernel``);
-    both draw the same boxes, and their permutations differ only in the random stream.
+    Numpy arrays, CPU tensors and MetaTensors run the compiled kernel on the same draw, so one seed
+    gives one result in every container; CUDA tensors run the batched torch kernel (batch of one,
+    its boxes drawn from a torch generator seeded by this transform).
 
     Args:
         prob: probability of shuffling a cube. Defaults to 0.5.
         num_blocks: number of boxes. Defaults to 10,000.
         max_block_size: largest box side per spatial axis; defaults to (H // 10, W // 10, D // 10).
-        compiled: use the compiled kernel; defaults to True where numba is installed.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, prob: float = 0.5, num_blocks: int = 10000, max_block_size=None, compiled: bool | None = None) -> None:
+    def __init__(self, prob: float = LOCAL_SHUFFLE_PROB, num_blocks: int = NUM_BOXES, max_block_size=None) -> None:
         RandomizableTransform.__init__(self, prob)
-        if compiled and not local_shuffle_compiled.AVAILABLE:
-            raise ValueError("compiled=True needs numba (pip install numba).")
-        self.compiled = local_shuffle_compiled.AVAILABLE if compiled is None else bool(compiled)
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}.")
         self.num_blocks = num_blocks
         self.max_block_size = None if max_block_size is None else tuple(int(m) for m in max_block_size)
-        self._seed_state: np.random.RandomState | None = None
-        self._spatial_shape: tuple | None = None
+        self._seed: int | None = None
 
     def _max_block(self, spatial_shape) -> tuple:
         return self.max_block_size or max_block_sizes(spatial_shape)
 
     def check(self, img) -> None:
-        name = type(self).__name__
-        check_unit_cube(img, name, check_range=False)
-        if self.max_block_size is None:
-            check_min_spatial_size(img.shape[1:], 10, name, "boxes are 1 .. side // 10 voxels per axis")
-        elif any(m < 1 or m > s for m, s in zip(self.max_block_size, img.shape[1:])):
-            raise ValueError(f"{name}: max_block_size {self.max_block_size} must lie in 1 .. {tuple(img.shape[1:])}.")
+        """Raise a ValueError naming the problem unless ``img`` can be shuffled."""
+        check_unit_cube(img, type(self).__name__, check_range=False)
+        self.check_shape(img.shape[1:], type(self).__name__)
+
+    def check_shape(self, spatial_shape, name: str) -> None:
+        """Raise a ValueError naming ``name`` unless this transform's boxes fit ``spatial_shape``."""
+        check_shuffle_shape(spatial_shape, name, self.num_blocks, self.max_block_size)
 
     def randomize(self, data=None) -> None:
-        """Draw whether to shuffle and the seed of the box draws; ``data`` is the spatial shape."""
+        """Draw whether to shuffle and the 64-bit seed from which the boxes and their permutations follow."""
         super().randomize(None)
-        self._spatial_shape = None if data is None else tuple(int(s) for s in data)
-        # One 128-bit seed from self.R fixes all 60,000 box parameters and the permutation keys.
-        self._seed_state = self.R.randint(0, 2**32, size=4, dtype=np.uint64) if self._do_transform else None
+        self._seed = None
+        if self._do_transform:
+            a, b = (int(u * 2.0**53) for u in self.R.random_sample(2))  # doubles are k / 2**53: exact
+            self._seed = (a << 11 ^ b) & 0xFFFFFFFFFFFFFFFF
 
     def apply_draw(self, img):
-        """Shuffle ``img`` as last drawn (``img`` itself when the draw said no)."""
-        if not self._do_transform or self._seed_state is None:
+        """Shuffle a checked ``img`` as last drawn (``img`` itself when the draw said no)."""
+        if not self._do_transform or self._seed is None:
             return img
         shape = tuple(img.shape[1:])
-        rng = np.random.Generator(np.random.SFC64(self._seed_state))
-        if not self.compiled:
-            return apply_voxel_indices(img, *local_shuffle_indices(shape, rng, self.num_blocks, self._max_block(shape)))
-        # The compiled sequential kernel is about twice as fast as the vectorised one on the CPU.
-        src_of = local_shuffle_compiled.source_map(shape, rng, self.num_blocks, self._max_block(shape))
-        data = plain(img)
-        if isinstance(data, np.ndarray):
-            return like(local_shuffle_compiled.shuffle_array(data, src_of), img)
-        dst = np.flatnonzero(src_of >= 0)
-        return apply_voxel_indices(img, dst, src_of[dst].astype(np.int64))
+        host = host_array(img)
+        if host is None:
+            data = plain(img)
+            generator = torch.Generator(device=data.device).manual_seed(self._seed >> 1)
+            out = shuffle_torch.local_shuffle_batch(data[None], self._max_block(shape), self.num_blocks, generator)[0]
+            return wrap_like(out, img)
+        src_of = shuffle_cpu.source_map(shape, self._max_block(shape), self.num_blocks, self._seed)
+        return wrap_like(shuffle_cpu.gather(host, src_of), img)
 
     def __call__(self, img, randomize: bool = True):
-        self.check(img)
+        data = plain(img)  # checks and kernels see the plain array; the result goes back in img's container
+        self.check(data)
         if randomize:
-            self.randomize(img.shape[1:])
-        return self.apply_draw(img)
+            self.randomize()
+        out = self.apply_draw(data)
+        return img if out is data else wrap_like(out, img)
 
 
 class RandLocalPixelShuffled(GenesisDictWrapper):
@@ -117,11 +139,13 @@ class RandLocalPixelShuffled(GenesisDictWrapper):
         allow_missing_keys: don't raise when a key is missing.
     """
 
+    backend = RandLocalPixelShuffle.backend
+
     def __init__(
         self,
         keys: KeysCollection,
-        prob: float = 0.5,
-        num_blocks: int = 10000,
+        prob: float = LOCAL_SHUFFLE_PROB,
+        num_blocks: int = NUM_BOXES,
         max_block_size=None,
         allow_missing_keys: bool = False,
     ) -> None:

@@ -1,4 +1,4 @@
-"""The whole Models Genesis corruption pipeline as one MONAI dictionary transform."""
+"""The whole Models Genesis corruption (``docs/method.md`` §2) as one MONAI dictionary transform."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import MAX_SEED, ensure_tuple
+from monai.utils import MAX_SEED, TransformBackends, ensure_tuple
 
-from .flip import RandGenesisFlip
-from .local_shuffle import RandLocalPixelShuffle
-from .nonlinear_intensity import RandNonLinearIntensity
-from .painting import RandInPainting, RandOutPainting
-from .validation import check_min_spatial_size, check_probabilities, check_unit_cube
+from .containers import host_array, plain, wrap_like
+from .flip import FLIP_CONTINUE_PROB, RandGenesisFlip
+from .local_shuffle import LOCAL_SHUFFLE_PROB, RandLocalPixelShuffle
+from .nonlinear_intensity import NONLINEAR_PROB, RandNonLinearIntensity
+from .painting import INPAINT_PROB, PAINT_PROB, RandInPainting, RandOutPainting
+from .validation import check_probabilities, check_unit_cube
 
 __all__ = ["RandGenesisCorruptiond"]
 
@@ -25,7 +26,7 @@ def _copy(img):
 
 class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
     """
-    Models Genesis corruption of a cube into a restoration pair (Zhou et al., MICCAI 2019 / MedIA 2021).
+    Models Genesis corruption of a cube into a restoration pair (``docs/method.md`` §2).
 
     For each of ``keys``: flip (the target identically), write the flipped clean copy to the target
     key, then corrupt the image in place of the key by local pixel shuffling, the non-linear
@@ -35,10 +36,15 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
     ``ScaleIntensityRanged(keys, a_min=-1000, a_max=1000, b_min=0, b_max=1, clip=True)`` first.
     ``set_random_state`` seeds this transform and every step.
 
+    The cube is checked once and, on the CPU, every step works on one numpy view of it; the image
+    and the target go back in the container the cube came in (a MetaTensor keeps its metadata).
+    The same seed gives the same pair for a numpy array, a CPU tensor and a MetaTensor.
+
     Args:
         keys: keys of the cubes to corrupt (channel-first, C x H x W x D).
         target_key: key (or one key per entry of ``keys``) receiving the clean flipped cube.
-        flip_prob: probability of each further flip draw (up to 3). Defaults to 0.4.
+        flip_prob: probability of each further flip draw (up to 3; ``RandGenesisFlip``'s
+            ``continue_prob``). Defaults to 0.4.
         local_shuffle_prob: probability of local pixel shuffling. Defaults to 0.5.
         nonlinear_prob: probability of the non-linear intensity curve. Defaults to 0.9.
         paint_prob: probability of painting. Defaults to 0.9.
@@ -46,17 +52,17 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         allow_missing_keys: don't raise when a key is missing.
     """
 
-    backend = RandGenesisFlip.backend
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
         self,
         keys: KeysCollection,
         target_key: str | Sequence[str] = "target",
-        flip_prob: float = 0.4,
-        local_shuffle_prob: float = 0.5,
-        nonlinear_prob: float = 0.9,
-        paint_prob: float = 0.9,
-        inpaint_prob: float = 0.2,
+        flip_prob: float = FLIP_CONTINUE_PROB,
+        local_shuffle_prob: float = LOCAL_SHUFFLE_PROB,
+        nonlinear_prob: float = NONLINEAR_PROB,
+        paint_prob: float = PAINT_PROB,
+        inpaint_prob: float = INPAINT_PROB,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -74,7 +80,7 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
             inpaint_prob=inpaint_prob,
         )
         self.paint_prob, self.inpaint_prob = paint_prob, inpaint_prob
-        self.flip = RandGenesisFlip(prob=flip_prob)
+        self.flip = RandGenesisFlip(continue_prob=flip_prob)
         self.local_shuffle = RandLocalPixelShuffle(prob=local_shuffle_prob)
         self.nonlinear = RandNonLinearIntensity(prob=nonlinear_prob)
         # Painting is decided here (paint?, then in or out), so both painters always apply when asked.
@@ -103,23 +109,27 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         check_unit_cube(img, name)
         spatial = img.shape[1:]
         if self.local_shuffle.prob > 0:
-            check_min_spatial_size(spatial, 10, name, "local shuffling boxes are 1 .. side // 10 voxels")
+            self.local_shuffle.check_shape(spatial, name)
         if self.paint_prob > 0 and self.inpaint_prob > 0:
-            check_min_spatial_size(spatial, RandInPainting.min_side, name, "in-painting " + RandInPainting.rule)
+            self.inpaint.check_shape(spatial, name)
         if self.paint_prob > 0 and self.inpaint_prob < 1:
-            check_min_spatial_size(spatial, RandOutPainting.min_side, name, "out-painting " + RandOutPainting.rule)
+            self.outpaint.check_shape(spatial, name)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         for key, target_key in self.key_iterator(d, self.target_keys):
             original = d[key]
-            self._check(original, key)
-            self.randomize(tuple(original.shape[1:]))
-            flipped = self.flip.apply_draw(original)
+            data = plain(original)  # a MetaTensor's every attribute access and op would go through its dispatch
+            self._check(data, key)
+            self.randomize(tuple(data.shape[1:]))
+            host = host_array(data)
+            work = data if host is None else host  # the steps' results are wrapped once, below
+            flipped = self.flip.apply_draw(work)
             img = self.nonlinear.apply_draw(self.local_shuffle.apply_draw(flipped))
             if self.painter is not None:
                 img = self.painter.apply_draw(img)
-            d[key] = img
             # Every step returns a new array when it acts; copy only where the target would alias.
-            d[target_key] = flipped if flipped is not original and img is not flipped else _copy(flipped)
+            target = flipped if flipped is not work and img is not flipped else _copy(flipped)
+            d[key] = wrap_like(img, original)
+            d[target_key] = wrap_like(target, original)
         return d

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .containers import host_array, plain
+
 __all__ = ["check_unit_cube", "check_min_spatial_size", "check_probabilities", "NORMALISE_HINT", "UNIT_RANGE_TOLERANCE"]
 
 # Values this far outside [0, 1] are accepted (float rounding after intensity scaling).
@@ -44,11 +46,7 @@ def check_unit_cube(img, transform_name: str, check_range: bool = True, toleranc
     floating = img.dtype.is_floating_point if isinstance(img, torch.Tensor) else np.issubdtype(img.dtype, np.floating)
     if not floating:
         raise ValueError(f"{transform_name} expects a floating-point image in [0, 1], got dtype {img.dtype}; {NORMALISE_HINT}.")
-    # min/max propagate NaN and expose inf: two reductions cover all three checks.
-    if isinstance(img, torch.Tensor):
-        lo, hi = (float(v) for v in torch.aminmax(img.detach()))
-    else:
-        lo, hi = float(img.min()), float(img.max())
+    lo, hi = _value_range(img)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{transform_name} got NaN or infinite voxels; clean the image (e.g. nan_to_num) first.")
     if lo < -tolerance or hi > 1 + tolerance:
@@ -56,6 +54,14 @@ def check_unit_cube(img, transform_name: str, check_range: bool = True, toleranc
             f"{transform_name} expects values in [0, 1] (tolerance {tolerance}), found [{lo:.4g}, {hi:.4g}]; "
             f"{NORMALISE_HINT}."
         )
+
+
+def _value_range(img) -> tuple[float, float]:
+    """(min, max) in one pass; NaN propagates and inf shows, so the two values cover all three checks."""
+    host = host_array(img)  # numpy, or a plain tensor's memory: no MetaTensor dispatch
+    data = plain(img) if host is None else torch.from_numpy(np.ascontiguousarray(host))
+    lo, hi = torch.aminmax(data.detach())
+    return float(lo), float(hi)
 
 
 def check_min_spatial_size(spatial_shape: Sequence[int], minimum: int, transform_name: str, rule: str):

@@ -1,4 +1,10 @@
-"""Local pixel shuffling of a whole batch on its own device (torch), each cube with its own boxes."""
+"""Local pixel shuffling of a (B, C, H, W, D) tensor with device-side torch ops (``docs/method.md`` §2.2).
+
+Each cube gets its own boxes. All (box, voxel) pairs are listed, a scatter-max of the box id gives
+each voxel its last box, and one sort of (box id, random key) gives every box a uniform
+permutation; ties in the random keys (about 1e-5 per batch) trigger a redraw, so the permutations
+stay exact. A single cube runs as a batch of one.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +15,22 @@ __all__ = ["local_shuffle_batch"]
 _RANDOM_BITS = 40  # random part of the sort keys; the box id sits above it
 
 
-def _uniform(shape, generator, device) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
-
-
-def local_shuffle_batch(
-    images: torch.Tensor, generator: torch.Generator | None = None, num_blocks: int = 10000, max_block=None
-) -> torch.Tensor:
+def local_shuffle_batch(images: torch.Tensor, max_block, num_blocks: int, generator: torch.Generator | None = None):
     """
-    Local pixel shuffling (Zhou et al., Models Genesis) of every cube in a (B, C, H, W, D) tensor.
-
-    Same rule as :py:class:`RandLocalPixelShuffle`, computed with device-side tensor ops only:
-    all (box, voxel) pairs are listed, a scatter-max of the box id gives each voxel's last box,
-    and one sort of (box id, random key) gives every box a uniform permutation (ties in the random
-    keys, about 1e-5 per batch, trigger a redraw of the keys, so the permutations stay exact).
+    Shuffle every cube of ``images`` with ``num_blocks`` boxes of sides 1 .. ``max_block`` per axis.
 
     Args:
         images: (B, C, H, W, D) tensor, any device.
+        max_block: largest box side per spatial axis, each in 1 .. the side.
+        num_blocks: boxes per cube.
         generator: torch Generator on the images' device (None: torch's global one).
-        num_blocks: boxes per cube. Defaults to 10,000.
-        max_block: largest box side per axis; default (H // 10, W // 10, D // 10).
     """
     batch, channels, *spatial = images.shape
     device = images.device
-    max_block = max_block or tuple(s // 10 for s in spatial)
     voxels = spatial[0] * spatial[1] * spatial[2]
     strides = (spatial[1] * spatial[2], spatial[2], 1)
     boxes = batch * num_blocks
-    u = _uniform((6, boxes), generator, device)
+    u = torch.rand((6, boxes), generator=generator, device=device, dtype=torch.float64)
     size = [(u[a] * max_block[a]).long() + 1 for a in range(3)]
     corner = [(u[3 + a] * (spatial[a] - size[a] + 1)).long() for a in range(3)]
     counts = size[0] * size[1] * size[2]
@@ -56,9 +50,7 @@ def local_shuffle_batch(
     # Pairs are listed box by box in voxel order; sorting (box, random key) permutes within boxes,
     # so pair t of a box takes the voxel of the pair that lands at t: src = dest[order].
     while True:
-        keys = (box << _RANDOM_BITS) | torch.randint(
-            0, 1 << _RANDOM_BITS, (total,), generator=generator, device=device
-        )
+        keys = (box << _RANDOM_BITS) | torch.randint(0, 1 << _RANDOM_BITS, (total,), generator=generator, device=device)
         sorted_keys, order = torch.sort(keys)
         if not bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
             break
