@@ -108,3 +108,18 @@ def assert_raised_from(error: BaseException, kind: type, pattern: str) -> None:
         error = error.__cause__ or error.__context__
     found = [e for e in chain if isinstance(e, kind) and re.search(pattern, str(e), re.S)]
     assert found, f"no {kind.__name__} matching {pattern!r} in {[f'{type(e).__name__}: {str(e)[:200]}' for e in chain]}"
+
+
+def check_pretrained_initialisation(bundle: str, tmp_path: Path, data: Path, caplog, **overrides) -> None:
+    """A train workflow with ``pretrained_path`` logs the Genesis initialisation, holds the weights, and runs one epoch."""
+    import logging
+
+    state = pretrained_checkpoint(tmp_path / "genesis.pt")
+    wf = workflow(bundle, ["train.json"], "train", tmp_path / "bundle", data, epochs=1, pretrained_path=str(tmp_path / "genesis.pt"), **overrides)
+    with caplog.at_level(logging.INFO):
+        wf.initialize()
+    assert "initialisation: Genesis weights" in caplog.text
+    loaded = wf.parser.get_parsed_content("network_def").state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    wf.run()
+    assert wf.trainer.state.epoch == 1

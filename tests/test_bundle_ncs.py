@@ -13,13 +13,13 @@ import torch
 from monai_genesis.data.segmentation import paired_datalist
 from monai_genesis.phantoms.layouts import write_nodule_layout
 from segmentation_bundles import (
+    check_pretrained_initialisation,
     TINY_WIDTH,
     all_foreground_dice,
     assert_raised_from,
     assert_same_geometry,
     check_metadata,
     configs,
-    pretrained_checkpoint,
     reference_protocol,
     run,
     workflow,
@@ -87,15 +87,7 @@ def test_train_evaluate_infer_from_scratch(tmp_path, chest, caplog):
 
 @pytest.mark.slow
 def test_pretrained_initialisation(tmp_path, chest, caplog):
-    state = pretrained_checkpoint(tmp_path / "genesis.pt")
-    wf = workflow(BUNDLE, ["train.json"], "train", tmp_path / "bundle", chest, epochs=1, pretrained_path=str(tmp_path / "genesis.pt"), **TINY)
-    with caplog.at_level(logging.INFO):
-        wf.initialize()
-    assert "initialisation: Genesis weights" in caplog.text
-    loaded = wf.parser.get_parsed_content("network_def").state_dict()
-    assert all(torch.equal(loaded[k], v) for k, v in state.items())
-    wf.run()
-    assert wf.trainer.state.epoch == 1
+    check_pretrained_initialisation(BUNDLE, tmp_path, chest, caplog, **TINY)
     with pytest.raises(Exception) as caught:
         workflow(BUNDLE, ["train.json"], "train", tmp_path / "b2", chest, pretrained_path=str(tmp_path / "missing.pt"), **TINY).initialize()
     assert_raised_from(caught.value, FileNotFoundError, "missing.pt")
