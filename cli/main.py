@@ -16,6 +16,7 @@ def _commands() -> dict:
     from monai_genesis.cli.synth import synth
     from monai_genesis.cli.demo import demo
     from monai_genesis.cli.convert import convert_weights
+    from monai_genesis.cli.luna16 import luna16_eval
 
     return {
         "show-corruptions": show_corruptions,
@@ -24,6 +25,7 @@ def _commands() -> dict:
         "synth": synth,
         "demo": demo,
         "convert-weights": convert_weights,
+        "luna16-eval": luna16_eval,
     }
 
 
