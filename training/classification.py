@@ -25,10 +25,10 @@ from ignite.engine import Engine, Events
 from monai.metrics import compute_roc_auc
 
 from monai_genesis.data.atomic_write import write_atomic, write_json_atomic
+from monai_genesis.metrics.froc import ANNOTATION_COLUMNS, SUBMISSION_COLUMNS, candidate_froc, luna16_froc, read_luna16_csv
 
 __all__ = [
     "CLASS_BALANCE_CHOICES",
-    "SUBMISSION_COLUMNS",
     "BalancedCandidateSampler",
     "train_sampler",
     "bce_loss",
@@ -45,7 +45,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLASS_BALANCE_CHOICES = ("sampler", "weights")
-SUBMISSION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")  # the LUNA16 submission format
 
 
 def _check_labels(labels) -> np.ndarray:
@@ -328,8 +327,6 @@ def classification_report(
             every positive candidate a target), or "none".
         settings: run settings recorded beside the figures.
     """
-    from monai_genesis.metrics.froc import candidate_froc, luna16_froc, read_luna16_csv  # noqa: PLC0415
-
     results = scores.results
     if not results:
         raise ValueError("classification_report: the evaluator scored no candidate.")
@@ -347,9 +344,8 @@ def classification_report(
     if froc == "luna16":
         if not annotations_csv:
             raise ValueError("froc='luna16' needs annotations_csv (LUNA16 annotations.csv).")
-        columns = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
-        annotations = read_luna16_csv(annotations_csv, columns)
-        excluded = read_luna16_csv(excluded_csv, columns) if excluded_csv else []
+        annotations = read_luna16_csv(annotations_csv, ANNOTATION_COLUMNS)
+        excluded = read_luna16_csv(excluded_csv, ANNOTATION_COLUMNS) if excluded_csv else []
         submission = [{"seriesuid": u, "coordX": w[0], "coordY": w[1], "coordZ": w[2], "probability": p}
                       for u, w, p in zip(results["seriesuid"], results["world"], results["probability"])]
         curve = luna16_froc(annotations, excluded, scans, submission)
