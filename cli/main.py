@@ -17,6 +17,7 @@ def _commands() -> dict:
     from monai_genesis.cli.demo import demo
     from monai_genesis.cli.convert import convert_weights
     from monai_genesis.cli.luna16 import luna16_eval
+    from monai_genesis.cli.candidates import prepare_candidates_command
 
     return {
         "show-corruptions": show_corruptions,
@@ -26,6 +27,7 @@ def _commands() -> dict:
         "demo": demo,
         "convert-weights": convert_weights,
         "luna16-eval": luna16_eval,
+        "prepare-candidates": prepare_candidates_command,
     }
 
 
