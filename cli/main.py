@@ -18,6 +18,7 @@ def _commands() -> dict:
     from monai_genesis.cli.convert import convert_weights
     from monai_genesis.cli.luna16 import luna16_eval
     from monai_genesis.cli.candidates import prepare_candidates_command
+    from monai_genesis.cli.segmentation_data import segmentation_datalist_command
 
     return {
         "show-corruptions": show_corruptions,
@@ -28,6 +29,7 @@ def _commands() -> dict:
         "convert-weights": convert_weights,
         "luna16-eval": luna16_eval,
         "prepare-candidates": prepare_candidates_command,
+        "segmentation-datalist": segmentation_datalist_command,
     }
 
 
