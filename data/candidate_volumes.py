@@ -317,7 +317,7 @@ class CandidateDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         i = int(i)
-        uid = str(self.table.seriesuid[i])
+        uid = self.table.series_of(i)
         meta = {"filename_or_obj": self.volume_paths[self.volume_index[i]], "seriesuid": uid,
                 "candidate_voxel": self.voxels[i].tolist()}
         item = {"image": MetaTensor(torch.from_numpy(self.cube(i))[None], meta=meta), "seriesuid": uid,

@@ -44,17 +44,20 @@ _SHOWN = 5  # examples named in a message
 
 @dataclass
 class CandidateTable:
-    """Candidates column-wise.
+    """Candidates column-wise; the series are stored once each and referred to by code.
 
     Attributes:
-        seriesuid: (N,) str, the series of each candidate.
+        series_names: (S,) str, the distinct series of the file in order of appearance.
+        series_code: (N,) int32 index into ``series_names`` of each candidate (LUNA16's 755k uids of
+            64 characters would take 190 MB as a numpy string column; the codes take 3 MB).
         world: (N, 3) float64 LPS millimetres (coordX, coordY, coordZ).
         label: (N,) int8 class (0 or 1), or None for an unlabelled file.
         row: (N,) int64 index of the candidate among the file's data rows (0 = first after the header).
         source: the file read.
     """
 
-    seriesuid: np.ndarray
+    series_names: np.ndarray
+    series_code: np.ndarray
     world: np.ndarray
     label: np.ndarray | None
     row: np.ndarray
@@ -63,10 +66,19 @@ class CandidateTable:
     def __len__(self) -> int:
         return len(self.row)
 
+    @property
+    def seriesuid(self) -> np.ndarray:
+        """(N,) str series of each candidate (built on demand)."""
+        return self.series_names[self.series_code]
+
+    def series_of(self, i: int) -> str:
+        """The series of candidate ``i``."""
+        return str(self.series_names[self.series_code[i]])
+
     def select(self, mask_or_index) -> CandidateTable:
         """The candidates at a boolean mask or an index array, in that order."""
         label = None if self.label is None else self.label[mask_or_index]
-        return CandidateTable(self.seriesuid[mask_or_index], self.world[mask_or_index], label,
+        return CandidateTable(self.series_names, self.series_code[mask_or_index], self.world[mask_or_index], label,
                               self.row[mask_or_index], self.source)
 
 
@@ -101,13 +113,14 @@ def read_candidates(path: str | os.PathLike, require_label: bool = True) -> Cand
         has_label = LABEL_COLUMN in header
         columns = [header.index(name) for name in CANDIDATE_COLUMNS + ((LABEL_COLUMN,) if has_label else ())]
         width = max(columns) + 1
-        uids, coords, labels = [], [], []
+        codes, coords, labels = [], [], []
+        names: dict[str, int] = {}
         for line, values in enumerate(reader, start=2):
             if not values or not any(v.strip() for v in values):
                 continue  # blank line
             if len(values) < width:
                 raise ValueError(f"{path}, line {line}: {len(values)} values, expected at least {width}.")
-            uids.append(values[columns[0]].strip())
+            codes.append(names.setdefault(values[columns[0]].strip(), len(names)))
             try:
                 coords.append([float(values[c]) for c in columns[1:4]])
             except ValueError:
@@ -117,20 +130,21 @@ def read_candidates(path: str | os.PathLike, require_label: bool = True) -> Cand
                 ) from None
             if has_label:
                 labels.append(_parse_label(values[columns[4]], path, line))
-    if not uids:
+    if not codes:
         raise ValueError(f"{path}: the candidates file has a header but no candidates.")
     world = np.asarray(coords, dtype=np.float64)
     bad_rows = np.flatnonzero(~np.isfinite(world).all(axis=1))
     if len(bad_rows):
         raise ValueError(f"{path}, line {bad_rows[0] + 2}: a coordinate is not finite ({world[bad_rows[0]].tolist()}).")
-    empty = [i for i, uid in enumerate(uids) if not uid]
-    if empty:
-        raise ValueError(f"{path}, line {empty[0] + 2}: empty seriesuid.")
+    series_code = np.asarray(codes, dtype=np.int32)
+    if "" in names:
+        raise ValueError(f"{path}, line {int(np.flatnonzero(series_code == names[''])[0]) + 2}: empty seriesuid.")
     return CandidateTable(
-        seriesuid=np.asarray(uids, dtype=str),
+        series_names=np.asarray(list(names), dtype=str),
+        series_code=series_code,
         world=world,
         label=np.asarray(labels, dtype=np.int8) if has_label else None,
-        row=np.arange(len(uids), dtype=np.int64),
+        row=np.arange(len(codes), dtype=np.int64),
         source=path,
     )
 
@@ -178,11 +192,12 @@ def locate_candidates(
         raise ValueError(f"on_bad: expected 'error' or 'skip', got {on_bad!r}.")
     names = sorted(geometries)
     series_index = {uid: i for i, uid in enumerate(names)}
-    index = np.array([series_index.get(uid, -1) for uid in table.seriesuid], dtype=np.int32)
+    code_to_index = np.array([series_index.get(str(uid), -1) for uid in table.series_names], dtype=np.int32)
+    index = code_to_index[table.series_code] if len(table) else np.zeros(0, np.int32)
     missing = index < 0
     report = {"source": table.source, "candidates": int(len(table)),
               "missing_series": int(missing.sum()),
-              "missing_series_examples": sorted(set(table.seriesuid[missing].tolist()))[:_SHOWN]}
+              "missing_series_examples": sorted(set(table.series_names[np.unique(table.series_code[missing])].tolist()))[:_SHOWN]}
     if missing.any() and on_bad == "error":
         raise ValueError(
             f"{table.source}: {report['missing_series']} candidate(s) refer to series with no volume in the volume "
@@ -199,7 +214,7 @@ def locate_candidates(
         outside[rows] = ((centre < 0) | (centre >= np.asarray(shape))).any(axis=1)
     report["outside_volume"] = int(outside.sum())
     report["outside_examples"] = [
-        {"line": int(table.row[r]) + 2, "seriesuid": str(table.seriesuid[r]), "world": table.world[r].tolist(),
+        {"line": int(table.row[r]) + 2, "seriesuid": table.series_of(r), "world": table.world[r].tolist(),
          "voxel": np.round(voxels[r], 1).tolist()}
         for r in np.flatnonzero(outside)[:_SHOWN]
     ]
