@@ -22,10 +22,12 @@ SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 8, "num_workers": 0}
 # Learning test, calibrated on seeds 0, 1, 2 of this setup (8 scans: 4 training, 1 validation, 3 test;
-# 96 test candidates of which 24 nodules; 10 epochs of balanced draws with 2 negatives per nodule):
-# measured test AUCs MEASURED_AUCS; chance is 0.5 (its standard error with 24 / 72 candidates is 0.07).
-MEASURED_AUCS = None
-MIN_AUC = None
+# 96 test candidates of which 24 nodules; 6 epochs of balanced draws with 2 negatives per nodule, the
+# lowest-validation-loss checkpoint evaluated): measured test AUCs 0.850, 0.832, 0.759 (10 epochs: 0.850,
+# 0.832, 0.881). The test runs seed 0. Chance is 0.5, with a standard error of 0.068 for 24 / 72 candidates:
+# the threshold 0.70 is about 3 standard errors above chance and below every measured run.
+MEASURED_AUCS = {0: 0.850, 1: 0.832, 2: 0.759}
+MIN_AUC = 0.70
 
 
 def workflow(configs, workflow_type, root: Path, data: Path, **overrides) -> ConfigWorkflow:
@@ -120,7 +122,7 @@ def test_pretrained_encoder_is_loaded(tmp_path, chest, caplog):
 @pytest.mark.slow
 def test_learns_beyond_chance(tmp_path, chest):
     root = tmp_path / "bundle"
-    wf = workflow(["train.json"], "train", root, chest, epochs=10, negatives_per_positive=2.0, seed=0)
+    wf = workflow(["train.json"], "train", root, chest, epochs=6, negatives_per_positive=2.0, seed=0)
     wf.run()
     ev = workflow(["train.json", "evaluate.json"], "eval", root, chest,
                   annotations_csv=str(chest / "raw" / "annotations.csv"), excluded_csv="")
