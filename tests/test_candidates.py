@@ -244,3 +244,21 @@ def test_class_balance_by_weights_and_fixed_validation_subset():
     assert len(subset) == 5 and subset.labels.sum() == 2
     assert list(subset.indices) == list(fixed_validation_subset(Labelled(), 1.5, seed=0).indices)
     assert fixed_validation_subset(Labelled(), None).__class__ is Labelled
+
+
+def test_prepare_candidates_command(chest, tmp_path, monkeypatch, capsys):
+    from monai_genesis.cli.main import main
+
+    images, csv_path = chest / "raw" / "images", chest / "raw" / "candidates.csv"
+    argv = ["genesis", "prepare-candidates", str(images), str(tmp_path / "out"), "--candidates", str(csv_path),
+            "--num_folds", "3", "--progress", "False"]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    out = capsys.readouterr().out
+    assert "3/3 volumes prepared (3 now, 0 reused); split: cross_validation, 3 fold(s)." in out
+    assert "candidates: 18/18 located (0 with no volume, 0 outside their volume)." in out
+    monkeypatch.setattr(sys, "argv", argv[:4] + ["--num_folds", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "genesis: error:" in capsys.readouterr().err
