@@ -47,6 +47,7 @@ __all__ = [
     "read_split",
     "read_geometries",
     "CandidateDataset",
+    "ensure_prepared",
 ]
 
 logger = logging.getLogger(__name__)
@@ -325,3 +326,34 @@ class CandidateDataset(torch.utils.data.Dataset):
         if self.table.label is not None:
             item["label"] = torch.tensor([float(self.table.label[i])])
         return apply_transform(self.transform, item) if self.transform is not None else item
+
+
+def ensure_prepared(
+    prepared_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    num_folds: int = 1,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> str:
+    """The bundles' ``dataset_dir``: prepared from ``images_dir`` first when that is given, else checked.
+
+    With ``images_dir`` set, :func:`prepare_candidate_volumes` runs (resumable: finished volumes are
+    only checked, so a second run costs a folder scan) and the split it writes is reused as it stands.
+
+    Returns:
+        ``prepared_dir`` as a string.
+
+    Raises:
+        FileNotFoundError: no ``images_dir`` and ``prepared_dir`` holds no ``split.json``.
+    """
+    prepared_dir = os.fspath(prepared_dir)
+    if images_dir not in (None, "") and str(images_dir).strip():
+        prepare_candidate_volumes(images_dir, prepared_dir, num_folds=num_folds, val_fraction=val_fraction,
+                                  test_fraction=test_fraction, seed=seed)
+    elif not os.path.isfile(os.path.join(prepared_dir, "split.json")):
+        raise FileNotFoundError(
+            f"dataset_dir '{prepared_dir}' holds no prepared volumes (no split.json): run `genesis prepare-candidates "
+            "IMAGES_DIR DATASET_DIR` first, or set images_dir to the folder of scans to prepare them now."
+        )
+    return prepared_dir

@@ -162,3 +162,25 @@ def test_two_process_torchrun(tmp_path, chest):
     assert latest["epoch"] == 1 and latest["iteration"] == 4
     assert not any(k.startswith("module.") for k in latest["model"])
     assert json.loads((root / "eval" / "run_settings.json").read_text())["class_balance"] == "sampler"
+
+
+def test_prepares_from_images_dir_or_says_what_is_missing(tmp_path, chest):
+    fresh = {"dataset_dir": str(tmp_path / "prepared"), "candidates_csv": str(chest / "raw" / "candidates.csv")}
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), meta_file=str(CONFIGS / "metadata.json"),
+                        logging_file=False, workflow_type="train", **TINY, **fresh, bundle_root=str(tmp_path / "b"),
+                        images_dir=str(chest / "raw" / "images"), val_fraction=0.125, test_fraction=0.375)
+    wf.initialize()
+    assert len(wf.parser.get_parsed_content("train#dataset")) == 4 * 32
+    assert json.loads((tmp_path / "prepared" / "split.json").read_text()) == json.loads((chest / "prep" / "split.json").read_text())
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), meta_file=str(CONFIGS / "metadata.json"),
+                        logging_file=False, workflow_type="train", **TINY, bundle_root=str(tmp_path / "b"),
+                        candidates_csv=fresh["candidates_csv"], dataset_dir=str(tmp_path / "nothing"))
+    with pytest.raises(Exception) as error:
+        wf.initialize()
+    assert "genesis prepare-candidates" in "".join(str(e) for e in _cause_chain(error.value))
+
+
+def _cause_chain(exc):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
