@@ -51,8 +51,7 @@ def chest(tmp_path_factory):
 
 
 def test_metadata_and_network():
-    schema_copy = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema_copy), hash_val=SCHEMA_MD5, hash_type="md5")
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), hash_val=SCHEMA_MD5, hash_type="md5")
     verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
                       config_file=str(CONFIGS / "inference.json"), device="cpu", **{"network_def#width": 0.125})
     for name in ("train.json", "evaluate.json", "inference.json", "multi_gpu_train.json", "logging.conf"):

@@ -1,7 +1,6 @@
 """Candidates: CSV errors, world -> voxel on oblique / feet-first volumes, cube cutting, prepared volumes, sampler."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
