@@ -21,6 +21,7 @@ def _commands() -> dict:
     from monai_genesis.cli.segmentation_data import segmentation_datalist_command
     from monai_genesis.cli.lidc import lidc_mask
     from monai_genesis.cli.brain_data import brain_datalist_command
+    from monai_genesis.cli.candidates import prepare_candidates_command
 
     return {
         "show-corruptions": show_corruptions,
@@ -33,6 +34,7 @@ def _commands() -> dict:
         "segmentation-datalist": segmentation_datalist_command,
         "lidc-mask": lidc_mask,
         "brain-datalist": brain_datalist_command,
+        "prepare-candidates": prepare_candidates_command,
     }
 
 
