@@ -537,12 +537,16 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 def _save_nifti_atomic(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     """Write via a temporary file in the same folder, then rename: an interrupted run leaves no torn file."""
-    from monai_genesis.phantoms.writers import write_nifti
+    import nibabel as nib
 
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
-        write_nifti(temporary, array, affine)
+        image = nib.Nifti1Image(array, affine)
+        image.header.set_xyzt_units("mm")
+        image.set_qform(affine, code=1)  # scanner space, as the CT's own NIfTI would say
+        image.set_sform(affine, code=1)
+        nib.save(image, str(temporary))
         os.replace(temporary, path)
     finally:
         if temporary.exists():
