@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_networks.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_inference.py --quick
+	$(BIN)/python benchmarks/bench_candidates.py
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info demo_output
