@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+from classification_bundles import candidate_workflow, check_metadata_and_network
 
 from monai_genesis.data.candidate_volumes import CandidateDataset, prepare_candidate_volumes, read_split
 from monai_genesis.phantoms.ctpa import write_ctpa_dataset
@@ -16,8 +16,6 @@ from monai_genesis.training.classification import read_submission
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_pe_fpr"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
-SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 32], "batch_size": 8, "num_workers": 0}
 
@@ -32,19 +30,12 @@ def ctpa(tmp_path_factory):
     return root
 
 
-def workflow(configs, workflow_type, root: Path, data: Path, **overrides) -> ConfigWorkflow:
-    settings = {**TINY, "bundle_root": str(root), "dataset_dir": str(data / "prep"),
-                "candidates_csv": str(data / "raw" / "candidates.csv"), **overrides}
-    wf = ConfigWorkflow(config_file=[str(CONFIGS / c) for c in configs], meta_file=str(CONFIGS / "metadata.json"),
-                        logging_file=False, workflow_type=workflow_type, **settings)
-    wf.initialize()
-    return wf
+def workflow(configs, workflow_type, root: Path, data: Path, **overrides):
+    return candidate_workflow(CONFIGS, configs, workflow_type, root, data, **{**TINY, **overrides})
 
 
 def test_metadata_network_and_defaults():
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), hash_val=SCHEMA_MD5, hash_type="md5")
-    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", **{"network_def#width": 0.125})
+    check_metadata_and_network(CONFIGS, width=0.125)
     config = json.loads((CONFIGS / "train.json").read_text())
     assert config["cube_size"] == [64, 64, 64] and config["batch_size"] == 24 and config["learning_rate"] == 1e-3
     assert config["patience"] == 38 and config["lr_patience"] == 6 and config["min_lr"] == 1e-6

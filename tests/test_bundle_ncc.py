@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+from classification_bundles import candidate_workflow, check_metadata_and_network
+from monai.bundle import ConfigWorkflow
 
 from monai_genesis.data.candidate_volumes import prepare_candidate_volumes
 from monai_genesis.phantoms.chest_ct import write_chest_ct_dataset
@@ -17,8 +18,6 @@ from monai_genesis.training.classification import read_submission, roc_auc
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_lung_nodule_fpr"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
-SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 8, "num_workers": 0}
 # Learning test, calibrated on seeds 0, 1, 2 of this setup (8 scans: 4 training, 1 validation, 3 test;
@@ -30,13 +29,8 @@ MEASURED_AUCS = {0: 0.850, 1: 0.832, 2: 0.759}
 MIN_AUC = 0.70
 
 
-def workflow(configs, workflow_type, root: Path, data: Path, **overrides) -> ConfigWorkflow:
-    settings = {**TINY, "bundle_root": str(root), "dataset_dir": str(data / "prep"),
-                "candidates_csv": str(data / "raw" / "candidates.csv"), **overrides}
-    wf = ConfigWorkflow(config_file=[str(CONFIGS / c) for c in configs], meta_file=str(CONFIGS / "metadata.json"),
-                        logging_file=False, workflow_type=workflow_type, **settings)
-    wf.initialize()
-    return wf
+def workflow(configs, workflow_type, root: Path, data: Path, **overrides):
+    return candidate_workflow(CONFIGS, configs, workflow_type, root, data, **{**TINY, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +45,7 @@ def chest(tmp_path_factory):
 
 
 def test_metadata_and_network():
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), hash_val=SCHEMA_MD5, hash_type="md5")
-    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", **{"network_def#width": 0.125})
+    check_metadata_and_network(CONFIGS, width=0.125)
     for name in ("train.json", "evaluate.json", "inference.json", "multi_gpu_train.json", "logging.conf"):
         assert (CONFIGS / name).is_file()
     assert (BUNDLE / "LICENSE").is_file() and (BUNDLE / "docs" / "README.md").is_file()
