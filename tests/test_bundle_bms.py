@@ -14,7 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigWorkflow
+from segmentation_bundles import check_metadata
 
 from monai_genesis.data.brain import make_brain_datalist
 from monai_genesis.networks import UNet3D
@@ -22,8 +23,6 @@ from monai_genesis.phantoms.brain_layouts import write_brats_folders
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_brain_tumor_segmentation"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
-SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 PATCH = [32, 32, 16]
 TINY = {"device": "cpu", "network_width": 0.125, "cube_size": PATCH, "batch_size": 4, "num_samples": 2,
@@ -58,15 +57,7 @@ def read_metrics(path: Path) -> dict:
 
 
 def test_metadata_network_and_defaults(tmp_path):
-    schema_copy = tmp_path / "schema.json"
-    schema_copy.write_bytes(SCHEMA.read_bytes())
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema_copy), hash_val=SCHEMA_MD5, hash_type="md5")
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
-    assert meta["version"] in meta["changelog"]
-    assert list(meta["network_data_format"]["inputs"]) == ["image"] and list(meta["network_data_format"]["outputs"]) == ["pred"]
-    assert meta["network_data_format"]["outputs"]["pred"]["channel_def"] == {"0": "background", "1": "whole tumour"}
-    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", **{"network_def#width": 0.125})
+    check_metadata(BUNDLE.name, tmp_path, "whole tumour")
     train = json.loads((CONFIGS / "train.json").read_text())
     # docs/method.md §5.1, BMS
     assert train["optimizer"]["_target_"] == "torch.optim.Adam" and train["learning_rate"] == 1e-3
