@@ -13,7 +13,6 @@ a candidate whose series has no volume or whose centre lies outside its volume r
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monai_genesis.data.io import world_to_voxel
+from monai_genesis.data.luna16_csv import CANDIDATE_COLUMNS, LABEL_COLUMN, read_luna16_rows
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -35,8 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ")
-LABEL_COLUMN = "class"
 # Border padding, in the windowed [0, 1] scale: 0 is -1000 HU (air), what surrounds a patient.
 PAD_VALUE = 0.0
 _SHOWN = 5  # examples named in a message
@@ -94,77 +92,27 @@ def read_candidates(path: str | os.PathLike, require_label: bool = True) -> Cand
         FileNotFoundError: no such file.
         ValueError: empty file, a missing column, a value that is not a finite number, a class not 0/1.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: candidates file not found.")
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        reader = csv.reader(stream)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: the candidates file is empty (expected a header {','.join(CANDIDATE_COLUMNS)},class).")
-        header = [name.strip() for name in header]
-        wanted = CANDIDATE_COLUMNS + ((LABEL_COLUMN,) if require_label else ())
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); a LUNA16 candidates "
-                f"file has {', '.join(CANDIDATE_COLUMNS)}, {LABEL_COLUMN}."
-            )
-        has_label = LABEL_COLUMN in header
-        columns = [header.index(name) for name in CANDIDATE_COLUMNS + ((LABEL_COLUMN,) if has_label else ())]
-        width = max(columns) + 1
-        codes, coords, labels = [], [], []
-        names: dict[str, int] = {}
-        for line, values in enumerate(reader, start=2):
-            if not values or not any(v.strip() for v in values):
-                continue  # blank line
-            if len(values) < width:
-                raise ValueError(f"{path}, line {line}: {len(values)} values, expected at least {width}.")
-            codes.append(names.setdefault(values[columns[0]].strip(), len(names)))
-            try:
-                coords.append([float(values[c]) for c in columns[1:4]])
-            except ValueError:
-                bad = next(i for i, c in enumerate(columns[1:4]) if not _is_number(values[c]))
-                raise ValueError(
-                    f"{path}, line {line}: {CANDIDATE_COLUMNS[1 + bad]} is not a number ({values[columns[1 + bad]]!r})."
-                ) from None
-            if has_label:
-                labels.append(_parse_label(values[columns[4]], path, line))
-    if not codes:
-        raise ValueError(f"{path}: the candidates file has a header but no candidates.")
-    world = np.asarray(coords, dtype=np.float64)
-    bad_rows = np.flatnonzero(~np.isfinite(world).all(axis=1))
-    if len(bad_rows):
-        raise ValueError(f"{path}, line {bad_rows[0] + 2}: a coordinate is not finite ({world[bad_rows[0]].tolist()}).")
-    series_code = np.asarray(codes, dtype=np.int32)
-    if "" in names:
-        raise ValueError(f"{path}, line {int(np.flatnonzero(series_code == names[''])[0]) + 2}: empty seriesuid.")
+    columns = CANDIDATE_COLUMNS + ((LABEL_COLUMN,) if require_label else ())
+    rows = read_luna16_rows(path, columns, optional=(LABEL_COLUMN,), kind="candidates file")
+    if not rows.uids:
+        raise ValueError(f"{rows.path}: the candidates file has a header but no candidates.")
+    label = None
+    if LABEL_COLUMN in rows.columns:
+        label = rows.values[:, 3]
+        bad = np.flatnonzero((label != 0) & (label != 1))
+        if bad.size:
+            raise ValueError(f"{rows.path}, line {rows.lines[bad[0]]}: {LABEL_COLUMN} must be 0 or 1, got {label[bad[0]]:g}.")
+        label = label.astype(np.int8)
+    names: dict[str, int] = {}
+    codes = [names.setdefault(uid, len(names)) for uid in rows.uids]  # order of appearance
     return CandidateTable(
         series_names=np.asarray(list(names), dtype=str),
-        series_code=series_code,
-        world=world,
-        label=np.asarray(labels, dtype=np.int8) if has_label else None,
+        series_code=np.asarray(codes, dtype=np.int32),
+        world=np.ascontiguousarray(rows.values[:, :3]),
+        label=label,
         row=np.arange(len(codes), dtype=np.int64),
-        source=path,
+        source=rows.path,
     )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _parse_label(text: str, path: str, line: int) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value not in (0.0, 1.0):
-        raise ValueError(f"{path}, line {line}: class must be 0 or 1, got {text!r}.")
-    return int(value)
 
 
 def locate_candidates(

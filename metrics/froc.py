@@ -43,7 +43,6 @@ sensitivity.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -53,6 +52,7 @@ from typing import NamedTuple
 import numpy as np
 
 from monai_genesis.data.atomic_write import write_atomic, write_json_atomic
+from monai_genesis.data.luna16_csv import ANNOTATION_COLUMNS, SUBMISSION_COLUMNS, read_luna16_rows, read_seriesuids
 
 __all__ = [
     "FP_RATES",
@@ -73,8 +73,6 @@ __all__ = [
 FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # false positives per scan averaged into the CPM
 MAX_MARKS_PER_SCAN = 100  # the official evaluation keeps at most this many candidates per scan
 UNKNOWN_DIAMETER_MM = 10.0  # stands for a negative (unknown) diameter, as in the official script
-ANNOTATION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
-SUBMISSION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
 
 
 def _rate_key(rate: float) -> str:
@@ -391,58 +389,8 @@ def read_luna16_csv(path, columns: Sequence[str]) -> list[dict]:
 
 def _read_csv_table(path, columns: Sequence[str]) -> _ParsedRows:
     """``read_luna16_csv`` without building one dict per row (LUNA16 submissions hold ~750,000)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path}: empty file; expected a header with the columns {', '.join(columns)}")
-        header = [name.strip() for name in header]
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column '{missing[0]}' (the header has: {', '.join(header)})")
-        index = [header.index(c) for c in columns]
-        needed = max(index) + 1
-        selected, lines = [], []
-        for fields in reader:
-            if len(fields) < needed:
-                if not "".join(fields).strip():
-                    continue  # a blank line
-                where = f"{path} line {reader.line_num}"
-                raise ValueError(f"{where}: {len(fields)} fields, fewer than the header's {len(header)}")
-            uid = fields[index[0]].strip()
-            if not uid:
-                raise ValueError(f"{path} line {reader.line_num}: empty seriesuid")
-            selected.append([uid] + [fields[i] for i in index[1:]])
-            lines.append(reader.line_num)
-    try:  # numpy parses every number at once (spaces allowed); on a failure the loop below names the line
-        block = np.array([values[1:] for values in selected], dtype=np.float64).reshape(len(selected), len(columns) - 1)
-        valid = bool(np.isfinite(block).all())
-    except ValueError:
-        valid = False
-    if not valid:
-        checked = [
-            [_number({c: v}, c, f"{path} line {line}") for c, v in zip(columns[1:], values[1:])]
-            for values, line in zip(selected, lines)
-        ]
-        block = np.array(checked, dtype=np.float64).reshape(len(selected), len(columns) - 1)
-    return _ParsedRows([values[0] for values in selected], block)
-
-
-def read_seriesuids(path) -> list[str]:
-    """The first field of each line of seriesuids.csv; a first line reading ``seriesuid`` is a header."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        uids = [fields[0].strip() for fields in csv.reader(handle) if fields and fields[0].strip()]
-    if uids and uids[0].lower() == "seriesuid":
-        uids = uids[1:]
-    if not uids:
-        raise ValueError(f"{path}: lists no series")
-    return uids
+    rows = read_luna16_rows(path, columns, kind="submission" if "probability" in columns else "annotations file")
+    return _ParsedRows(rows.uids, rows.values)
 
 
 def plot_froc(result: dict, path, title: str = "LUNA16 FROC") -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from monai_genesis.data.luna16_csv import ANNOTATION_COLUMNS, LABELLED_CANDIDATE_COLUMNS
 from monai_genesis.phantoms.geometry import HasGeometry, Orientation, case_orientation
 from monai_genesis.phantoms.shapes import (
     Grid,
@@ -40,8 +41,7 @@ from monai_genesis.phantoms.writers import (
 )
 
 NODULE_KINDS = ("solid", "part-solid")
-CANDIDATE_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "class")
-ANNOTATION_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
+CANDIDATE_COLUMNS = LABELLED_CANDIDATE_COLUMNS  # the columns of a written candidates.csv
 PART_SOLID_MIN_MM = 6.0  # smaller nodules are always drawn solid
 
 

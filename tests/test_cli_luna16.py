@@ -76,14 +76,14 @@ def test_seriesuids_with_a_header_and_a_submission_with_extra_columns(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ({"submission": SUBMISSION.replace("probability", "prob")}, "submission.csv: missing column 'probability'"),
-        ({"annotations": ANNOTATIONS.replace(",6\n", ",six\n")}, "annotations.csv line 3: column 'diameter_mm' holds 'six'"),
-        ({"submission": SUBMISSION.replace("0.7", "nan")}, "submission.csv line 5: column 'probability' holds 'nan'; it must be finite"),
+        ({"submission": SUBMISSION.replace("probability", "prob")}, "submission.csv: missing column(s) probability"),
+        ({"annotations": ANNOTATIONS.replace(",6\n", ",six\n")}, "annotations.csv, line 3: diameter_mm is not a number ('six')"),
+        ({"submission": SUBMISSION.replace("0.7", "nan")}, "submission.csv, line 5: probability is not finite ('nan')"),
         ({"submission": SUBMISSION + "1.3.6.z,0,0,0,0.5\n"}, "1 candidates of 1 series not in seriesuids, e.g. 1.3.6.z"),
         ({"submission": "seriesuid,coordX,coordY,coordZ,probability\n"}, "submission.csv: the submission holds no candidates"),
         ({"seriesuids": ""}, "seriesuids.csv: lists no series"),
-        ({"submission": SUBMISSION + ",1,1,1,0.5\n"}, "submission.csv line 8: empty seriesuid"),
-        ({"excluded": EXCLUDED + "1.3.6.b,1\n"}, "excluded.csv line 3: 2 fields, fewer than the header's 5"),
+        ({"submission": SUBMISSION + ",1,1,1,0.5\n"}, "submission.csv, line 8: empty seriesuid"),
+        ({"excluded": EXCLUDED + "1.3.6.b,1\n"}, "excluded.csv, line 3: 2 values, expected at least 5"),
     ],
 )
 def test_bad_files_end_in_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys, override, expected):

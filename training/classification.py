@@ -25,7 +25,8 @@ from ignite.engine import Engine, Events
 from monai.metrics import compute_roc_auc
 
 from monai_genesis.data.atomic_write import write_atomic, write_json_atomic
-from monai_genesis.metrics.froc import ANNOTATION_COLUMNS, SUBMISSION_COLUMNS, candidate_froc, luna16_froc, read_luna16_csv
+from monai_genesis.data.luna16_csv import ANNOTATION_COLUMNS, SUBMISSION_COLUMNS, read_luna16_rows
+from monai_genesis.metrics.froc import candidate_froc, luna16_froc, read_luna16_csv
 
 __all__ = [
     "CLASS_BALANCE_CHOICES",
@@ -186,25 +187,8 @@ def write_submission(path: str | os.PathLike, seriesuid: Sequence[str], world, p
 
 def read_submission(path: str | os.PathLike) -> dict:
     """Read a submission CSV: {"seriesuid": (N,) str, "world": (N, 3), "probability": (N,)}."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: submission file not found.")
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        rows = list(csv.reader(stream))
-    if not rows:
-        raise ValueError(f"{path}: the submission file is empty.")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in SUBMISSION_COLUMNS if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}).")
-    cols = [header.index(c) for c in SUBMISSION_COLUMNS]
-    body = [r for r in rows[1:] if r]
-    try:
-        values = np.array([[float(r[c]) for c in cols[1:]] for r in body], dtype=np.float64).reshape(-1, 4)
-    except (ValueError, IndexError) as err:
-        raise ValueError(f"{path}: a row is not (seriesuid, coordX, coordY, coordZ, probability) ({err}).") from None
-    return {"seriesuid": np.asarray([r[cols[0]] for r in body], dtype=str), "world": values[:, :3],
-            "probability": values[:, 3]}
+    rows = read_luna16_rows(path, SUBMISSION_COLUMNS, kind="submission")
+    return {"seriesuid": np.asarray(rows.uids, dtype=str), "world": rows.values[:, :3], "probability": rows.values[:, 3]}
 
 
 def roc_auc(probability, labels) -> float:
