@@ -93,7 +93,8 @@ def _tiny_state(bundle: str, seed: int = 0) -> dict:
 def _network(bundle: str, **overrides) -> torch.nn.Module:
     parser = ConfigParser()
     parser.read_config(str(_configs(bundle) / "inference.json"))
-    parser.update({**COMMON, **overrides})
+    # no checkpoint is read: the pretraining bundle would take its network settings from one
+    parser.update({**COMMON, "ckpt_dir": str(REPO / "tests" / "no-such-models-folder"), **overrides})
     return parser.get_parsed_content("network_def", instantiate=True)
 
 
@@ -127,6 +128,23 @@ def _loaded_network(bundle: str, ckpt: Path) -> torch.nn.Module:
 def _input(bundle: str, seed: int) -> torch.Tensor:
     spec = BUNDLES[bundle]
     return torch.rand(1, spec["channels"], *spec["spatial"], generator=torch.Generator().manual_seed(seed))
+
+
+def test_networks_load_the_published_and_training_formats_strictly():
+    """What lets MONAI's own loaders (ckpt_export, onnx_export, CheckpointLoader) read those files unconverted."""
+    from monai_genesis.networks import GenesisClassifier, UNet3D
+
+    state = _tiny_state("genesis_pretrain")
+    for content in (_published(state), {"model": state, "optimizer": {}, "epoch": 1}, state):
+        net = UNet3D(width=WIDTH)
+        net.load_state_dict(content)
+        assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # still strict: a U-Net is not a classifier
+        GenesisClassifier(width=WIDTH).load_state_dict(_published(state))
+    with pytest.raises(ValueError, match="none of the keys"):
+        UNet3D(width=WIDTH).load_state_dict({"epoch": 1})
+    GenesisClassifier(width=WIDTH).load_state_dict(  # non-strict loads of plain dicts are PyTorch's
+        {k: v for k, v in state.items() if k.startswith("down_tr")}, strict=False)
 
 
 @pytest.mark.parametrize("bundle", list(BUNDLES))
