@@ -40,25 +40,20 @@ HASH_TYPES = ("", "md5", "sha1", "sha256", "sha512")
 # largest difference accepted between an exported network's output and PyTorch's (float32, same weights)
 TS_ATOL, ONNX_ATOL = 1e-6, 1e-4
 
-# per bundle: the tiny settings of its tests, the export input (channels, spatial size), the weights that
-# large_files.yml declares, and the format in which the bundle holds models/model.pt
+# per bundle: the tiny settings of its tests, the weights that large_files.yml declares, and the format in
+# which the bundle holds models/model.pt
+SEGMENTATION = {"cube_size": [16, 16, 16], "batch_size": 2, "num_samples": 1}
+TARGET = {"declared": "models/Genesis_Chest_CT.pt", "model_format": "training"}
 BUNDLES = {
-    "genesis_pretrain": dict(tiny={"cube_size": [32, 32, 16], "batch_size": 2}, channels=1, spatial=[16, 16, 16],
-                             declared="models/model.pt", model_format="published"),
-    "genesis_lung_nodule_segmentation": dict(tiny={"cube_size": [16, 16, 16], "batch_size": 2, "num_samples": 1},
-                                             channels=1, spatial=[16, 16, 16], declared="models/Genesis_Chest_CT.pt",
-                                             model_format="training"),
-    "genesis_liver_segmentation": dict(tiny={"cube_size": [16, 16, 16], "batch_size": 2, "num_samples": 1},
-                                       channels=1, spatial=[16, 16, 16], declared="models/Genesis_Chest_CT.pt",
-                                       model_format="training"),
-    "genesis_brain_tumor_segmentation": dict(tiny={"cube_size": [16, 16, 16], "batch_size": 2, "num_samples": 1},
-                                             channels=1, spatial=[16, 16, 16], declared="models/Genesis_Chest_CT.pt",
-                                             model_format="training"),
-    "genesis_lung_nodule_fpr": dict(tiny={"cube_size": [16, 16, 16], "batch_size": 2}, channels=1,
-                                    spatial=[16, 16, 16], declared="models/Genesis_Chest_CT.pt", model_format="training"),
-    "genesis_pe_fpr": dict(tiny={"cube_size": [16, 16, 16], "batch_size": 2}, channels=1, spatial=[16, 16, 16],
-                           declared="models/Genesis_Chest_CT.pt", model_format="training"),
+    "genesis_pretrain": {"tiny": {"cube_size": [32, 32, 16], "batch_size": 2}, "declared": "models/model.pt",
+                         "model_format": "published"},
+    "genesis_lung_nodule_segmentation": {"tiny": SEGMENTATION, **TARGET},
+    "genesis_liver_segmentation": {"tiny": SEGMENTATION, **TARGET},
+    "genesis_brain_tumor_segmentation": {"tiny": SEGMENTATION, **TARGET},
+    "genesis_lung_nodule_fpr": {"tiny": {"cube_size": [16, 16, 16], "batch_size": 2}, **TARGET},
+    "genesis_pe_fpr": {"tiny": {"cube_size": [16, 16, 16], "batch_size": 2}, **TARGET},
 }
+EXPORT_SPATIAL = [16, 16, 16]  # input of the export checks: divisible by the U-Net's 2**3
 COMMON = {"device": "cpu", "network_width": WIDTH, "num_workers": 0}
 
 
@@ -114,7 +109,7 @@ def _write_model(bundle: str, root: Path) -> tuple[Path, dict]:
         content = _published(state)
     else:
         content = {"model": state, "epoch": 1, "iteration": 1,
-                   "settings": {"network_width": WIDTH, "cube_size": BUNDLES[bundle]["spatial"]}}
+                   "settings": {"network_width": WIDTH, "cube_size": EXPORT_SPATIAL}}
     torch.save(content, path)
     return path, state
 
@@ -125,9 +120,12 @@ def _loaded_network(bundle: str, ckpt: Path) -> torch.nn.Module:
     return net.eval()
 
 
+def _input_shape(bundle: str) -> list[int]:
+    return [1, _network(bundle).in_channels, *EXPORT_SPATIAL]
+
+
 def _input(bundle: str, seed: int) -> torch.Tensor:
-    spec = BUNDLES[bundle]
-    return torch.rand(1, spec["channels"], *spec["spatial"], generator=torch.Generator().manual_seed(seed))
+    return torch.rand(*_input_shape(bundle), generator=torch.Generator().manual_seed(seed))
 
 
 def test_networks_load_the_published_and_training_formats_strictly():
@@ -330,11 +328,11 @@ def test_torchscript_export(bundle, tmp_path):
 
 def _architecture(bundle: str) -> str:
     """What fixes the exported graph: the layers and every plain setting of every module (activation,
-    memory format, batch-norm mode), and the export input."""
+    memory format, batch-norm mode, input channels)."""
     net = _network(bundle)
     settings = [(name, sorted((k, v) for k, v in vars(m).items() if isinstance(v, (str, int, float, bool)) and k != "training"))
                 for name, m in net.named_modules()]
-    return repr((repr(net), settings, BUNDLES[bundle]["channels"], BUNDLES[bundle]["spatial"]))
+    return repr((repr(net), settings))
 
 
 def _same_network_groups() -> list[list[str]]:
@@ -355,12 +353,11 @@ def test_onnx_export(group, tmp_path):
     bundle = group[0]
     root = _copy_bundle(bundle, tmp_path)
     ckpt, _ = _write_model(bundle, root)
-    spec = BUNDLES[bundle]
     overrides = {} if bundle == "genesis_pretrain" else {"network_width": WIDTH}
     onnx_path = root / "models" / "model.onnx"
     onnx_export(net_id="network_def", filepath=str(onnx_path), ckpt_file=str(ckpt),
                 meta_file=str(root / "configs" / "metadata.json"), config_file=str(root / "configs" / "inference.json"),
-                use_trace=True, input_shape=[1, spec["channels"], *spec["spatial"]], bundle_root=str(root),
+                use_trace=True, input_shape=_input_shape(bundle), bundle_root=str(root),
                 device="cpu", **overrides)
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     net = _loaded_network(bundle, ckpt)
