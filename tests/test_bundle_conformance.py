@@ -74,8 +74,8 @@ def _copy_bundle(bundle: str, tmp_path: Path) -> Path:
 
 def _tiny_state(bundle: str, seed: int = 0) -> dict:
     """The state dict of the bundle's inference network at width 0.125, with non-trivial batch-norm buffers."""
-    net = _network(bundle)
     torch.manual_seed(seed)
+    net = _network(bundle)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
