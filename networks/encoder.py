@@ -1,11 +1,12 @@
 """The encoder of the Models Genesis 3D U-Net, shared by the U-Net and the classifier."""
 
-from typing import List, Tuple
+from typing import Any, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
 from .blocks import DownTransition
+from .weights import read_state_dict
 
 __all__ = ["GenesisEncoder", "PUBLISHED_FILTERS", "scaled_filters", "POOLING_FACTOR"]
 
@@ -105,6 +106,17 @@ class GenesisEncoder(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict`` that also takes the checkpoint formats of :py:func:`read_state_dict`:
+        the published ``Genesis_Chest_CT.pt`` (``{"state_dict": {"module.<name>": ...}, "epoch", ...}``) and
+        this project's training checkpoints (``{"model": ..., "settings": ...}``), unwrapped, still strict.
+        MONAI's loaders call this method (``monai.bundle ckpt_export`` / ``onnx_export``, ``CheckpointLoader``),
+        so they read those files as they are, with no conversion."""
+        plain = all(isinstance(v, torch.Tensor) for v in state_dict.values()) and not any(
+            str(k).startswith("module.") for k in state_dict)
+        return super().load_state_dict(state_dict if plain and state_dict else read_state_dict(state_dict),
+                                       strict=strict, assign=assign)
 
     @torch.jit.export
     def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:

@@ -140,16 +140,18 @@ def network_settings(
     and checked without weights, e.g. by ``monai.bundle verify_net_in_out``); the weight loader
     (:class:`NetworkWeightsLoader`) then reports the file.
     """
-    from monai_genesis.networks.weights import FIRST_CONV
+    from monai_genesis.networks.weights import FIRST_CONV, read_state_dict
 
     try:
         ckpt = read_checkpoint(ckpt_path)
     except (OSError, ValueError):
         ckpt = {}
     saved = dict(ckpt.get("settings") or {})
-    state = ckpt.get("model", ckpt)
+    try:  # this project's checkpoints, plain state dicts and the published Genesis_Chest_CT.pt alike
+        state = read_state_dict(ckpt)
+    except ValueError:
+        state = {}
     if isinstance(state, Mapping):
-        state = {str(k).replace("module.", "", 1): v for k, v in state.items()}
         if isinstance(state.get(FIRST_CONV), torch.Tensor):
             first = state[FIRST_CONV]
             saved.setdefault("network_width", first.shape[0] / 32)  # 32 filters at width 1
