@@ -96,8 +96,10 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _serve_copy(bundle: str, app: Path) -> Path:
-    """The bundle copied into the app's model/ folder, its defaults set to COPY_SETTINGS, with tiny weights."""
+def _serve_copy(bundle: str, app: Path, study: Path) -> Path:
+    """The bundle copied into the app's model/ folder, its defaults set to COPY_SETTINGS, with tiny weights
+    whose output bias puts the median of ``study``'s foreground probability at the threshold (so the
+    mask is about half foreground and a flipped or shifted label cannot go unnoticed)."""
     target = app / "model" / bundle
     shutil.copytree(REPO / "bundles" / bundle, target, ignore=shutil.ignore_patterns("models", "eval", "runs"))
     for name in ("inference.json", "train.json"):
@@ -107,9 +109,37 @@ def _serve_copy(bundle: str, app: Path) -> Path:
         path.write_text(json.dumps(config, indent=4))
     (target / "models").mkdir()
     torch.manual_seed(0)
-    network = UNet3D(1, 1, width=TINY_WIDTH, out_activation="sigmoid")
+    network = UNet3D(1, 1, width=TINY_WIDTH, out_activation="sigmoid").eval()
+    parser = _inference_workflow(target, study.parent, target / "eval").parser
+    image = parser.get_parsed_content("preprocessing")({"image": str(study)})["image"]
+    with torch.no_grad():
+        probability = parser.get_parsed_content("inferer")(image[None].float(), network)
+    median = float(probability.median().clamp(1e-6, 1 - 1e-6))
+    with torch.no_grad():
+        network.out_tr.final_conv.bias -= float(np.log(median / (1 - median)))
     torch.save({"model": network.state_dict()}, target / "models" / "model.pt")
     return target
+
+
+def _inference_workflow(bundle_dir: Path, dataset_dir: Path, output_dir: Path):
+    from monai.bundle import ConfigWorkflow
+
+    return ConfigWorkflow(config_file=str(bundle_dir / "configs" / "inference.json"),
+                          meta_file=str(bundle_dir / "configs" / "metadata.json"), logging_file=False,
+                          workflow_type="infer", bundle_root=str(bundle_dir), device="cpu",
+                          dataset_dir=str(dataset_dir), output_dir=str(output_dir))
+
+
+def _bundle_inference(bundle_dir: Path, study: Path, folder: Path) -> np.ndarray:
+    """The served copy's inference.json run with monai.bundle on one study; returns the written mask."""
+    (folder / "input").mkdir(parents=True)
+    shutil.copy(study, folder / "input" / study.name)
+    workflow = _inference_workflow(bundle_dir, folder / "input", folder / "output")
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    (mask,) = (folder / "output").glob("*.nii*")
+    return np.asarray(nib.load(str(mask)).dataobj)
 
 
 class Server:
@@ -172,8 +202,10 @@ def test_infer_and_train(bundle, tmp_path):
     make_studies, label_name = BUNDLES[bundle]
     app = tmp_path / "app"
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model"))
-    served = _serve_copy(bundle, app)
     studies = make_studies(tmp_path)
+    study = sorted(p for p in studies.iterdir() if p.is_file() and ".nii" in p.name)[1]  # an oblique case
+    image_id = study.name.split(".nii")[0]  # the local datastore's id: the file name without extension
+    served = _serve_copy(bundle, app, study)
     weights = served / "models" / "model.pt"
     before = _digest(weights)
     timings = {}
@@ -187,9 +219,6 @@ def test_infer_and_train(bundle, tmp_path):
         assert bundle in info["trainers"]
         assert info["models"][bundle]["labels"] == {label_name: 1}  # metadata's channel_def, background dropped
 
-        study = sorted(p for p in studies.iterdir() if p.is_file() and ".nii" in p.name)[1]  # an oblique case
-        image_id = study.name.split(".nii")[0]  # the local datastore's id: the file name without extension
-
         t0 = time.monotonic()
         try:
             label_bytes = _request(f"{server.url}/infer/{bundle}?image={image_id}&output=image", "POST", {})
@@ -201,7 +230,15 @@ def test_infer_and_train(bundle, tmp_path):
         image, label = nib.load(str(study)), nib.load(str(label_path))
         assert label.shape == image.shape
         np.testing.assert_allclose(label.affine, image.affine, atol=1e-4)
-        assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1}
+        served_mask = np.asarray(label.dataobj)
+        assert set(np.unique(served_mask)) <= {0, 1}
+        # The same weights through the bundle's own inference.json (this environment's monai): MONAI Label
+        # serves what the bundle computes, voxel for voxel (a flipped or shifted label would disagree).
+        direct_mask = _bundle_inference(served, study, tmp_path / "direct")
+        agreement = float((direct_mask == served_mask).mean())
+        assert agreement > 0.999, f"served and direct masks agree on {agreement:.4f} of the voxels"
+        timings["foreground %"] = 100 * float(served_mask.mean())
+        assert 0.05 < served_mask.mean() < 0.95, "the calibrated weights should give a mask of some foreground"
 
         t0 = time.monotonic()
         body = {"max_epochs": 1, "val_split": 0.25, "device": "cpu", "multi_gpu": False, "pretrained": True}
@@ -221,4 +258,4 @@ def test_infer_and_train(bundle, tmp_path):
         network.load_state_dict(saved.get("model", saved))
     finally:
         server.stop()
-    print(f"{bundle}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
+    print(f"{bundle}: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), file=sys.stderr)
