@@ -140,7 +140,7 @@ def test_reserved_and_empty_save_dict(tmp_path):
 
 
 def test_empty_validation_saves_every_epoch_as_best(tmp_path, caplog):
-    """MONAI Label's default val_split leaves validation empty with fewer than five labelled studies:
+    """MONAI Label's default val_split leaves validation empty with one or two labelled studies:
     model.pt then follows the training instead of never being written."""
     torch.manual_seed(0)
     model = torch.nn.Linear(2, 1)

@@ -231,7 +231,7 @@ class TrainingCheckpointer:
             each needs ``state_dict`` and ``load_state_dict``. Save the bare network, not a DDP wrapper.
         validator: evaluator whose metric selects the best checkpoint; None writes only the latest.
             A validator with an empty data loader (MONAI Label's default ``val_split`` 0.2 leaves no
-            validation study until five are labelled) selects nothing: then every epoch is saved as
+            validation study while one or two are labelled) selects nothing: then every epoch is saved as
             the best too, so that the served ``model.pt`` follows the training, with a warning.
         key_metric_name: metric in ``validator.state.metrics``; default the validator's key metric.
         lower_is_better: True for error metrics such as MSE (default), False for scores.
