@@ -40,7 +40,7 @@ test: $(STAMP) $(COMPAT_STAMP)
 MONAILABEL_VENV ?= .venv-monailabel
 test-monailabel: $(STAMP)
 	PYTHON=$(PYTHON) bash tests/integration/monailabel_env.sh $(MONAILABEL_VENV)
-	MONAILABEL_VENV=$(MONAILABEL_VENV) $(BIN)/python -m pytest -p no:cacheprovider -s tests/integration
+	MONAILABEL_VENV=$(MONAILABEL_VENV) $(BIN)/python -m pytest -p no:cacheprovider -s -n 3 tests/integration
 
 # Benchmarks print ratios against peers measured in the same run (minutes, not seconds).
 bench: $(STAMP)
