@@ -8,7 +8,7 @@ COMPAT_VENV ?= .venv-monai152
 COMPAT_BIN := $(COMPAT_VENV)/bin
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-monailabel bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: $(STAMP) $(COMPAT_STAMP)
 	@echo "=== test suite on the newest supported monai ==="
 	$(BIN)/python -m pytest -n 2 tests
 
+# The segmentation bundles in a real MONAI Label 0.8.5 server, in its own environment (built once, cached).
+MONAILABEL_VENV ?= .venv-monailabel
+test-monailabel: $(STAMP)
+	PYTHON=$(PYTHON) bash tests/integration/monailabel_env.sh $(MONAILABEL_VENV)
+	MONAILABEL_VENV=$(MONAILABEL_VENV) $(BIN)/python -m pytest -p no:cacheprovider -s -n 3 tests/integration
+
 # Benchmarks print ratios against peers measured in the same run (minutes, not seconds).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_transforms.py
@@ -47,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_candidates.py
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info demo_output
+	rm -rf $(VENV) $(COMPAT_VENV) $(MONAILABEL_VENV) build *.egg-info demo_output

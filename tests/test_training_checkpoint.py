@@ -137,3 +137,19 @@ def test_reserved_and_empty_save_dict(tmp_path):
         TrainingCheckpointer(tmp_path, {"epoch": torch.nn.Linear(1, 1)})
     with pytest.raises(ValueError, match="at least one"):
         TrainingCheckpointer(tmp_path, {})
+
+
+def test_empty_validation_saves_every_epoch_as_best(tmp_path, caplog):
+    """MONAI Label's default val_split leaves validation empty with one or two labelled studies:
+    model.pt then follows the training instead of never being written."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    validator = _Validator()
+    validator.data_loader = []
+    trainer = Engine(lambda engine, batch: model.weight.data.add_(1.0))
+    TrainingCheckpointer(tmp_path, {"model": model}, validator=validator, key_metric_name="val_loss").attach(trainer)
+    with caplog.at_level("WARNING"):
+        trainer.run(range(2), max_epochs=3)
+    best = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert best["epoch"] == 3 and torch.equal(best["model"]["weight"], model.state_dict()["weight"])
+    assert sum("validation data is empty" in r.getMessage() for r in caplog.records) == 1

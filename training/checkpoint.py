@@ -232,6 +232,9 @@ class TrainingCheckpointer:
         save_dict: objects to save and restore, e.g. ``{"model": net, "optimizer": opt, "lr_scheduler": sched}``;
             each needs ``state_dict`` and ``load_state_dict``. Save the bare network, not a DDP wrapper.
         validator: evaluator whose metric selects the best checkpoint; None writes only the latest.
+            A validator with an empty data loader (MONAI Label's default ``val_split`` 0.2 leaves no
+            validation study while one or two are labelled) selects nothing: then every epoch is saved as
+            the best too, so that the served ``model.pt`` follows the training, with a warning.
         key_metric_name: metric in ``validator.state.metrics``; default the validator's key metric.
         lower_is_better: True for error metrics such as MSE (default), False for scores.
         latest_filename: file written every epoch. Defaults to "latest.pt".
@@ -274,6 +277,7 @@ class TrainingCheckpointer:
         self.best_metric = math.inf if lower_is_better else -math.inf
         self.best_epoch = 0
         self.logger = logging.getLogger(__name__)
+        self._warned_no_validation = False
 
     def attach(self, engine) -> None:
         """Register with the trainer: resume on STARTED, save on EPOCH_COMPLETED."""
@@ -303,7 +307,8 @@ class TrainingCheckpointer:
         ckpt = self.state(engine)
         if improved:
             save_atomic(ckpt, os.path.join(self.save_dir, self.best_filename))
-            self.logger.info(f"epoch {engine.state.epoch}: new best {self._metric_name()} {self.best_metric:.6f}, saved {self.best_filename}")
+            what = f"new best {self._metric_name()} {self.best_metric:.6f}" if self.best_epoch == engine.state.epoch else "no validation data"
+            self.logger.info(f"epoch {engine.state.epoch}: {what}, saved {self.best_filename}")
         save_atomic(ckpt, os.path.join(self.save_dir, self.latest_filename))
 
     def resume(self, engine) -> None:
@@ -329,7 +334,19 @@ class TrainingCheckpointer:
             return self.key_metric_name
         return getattr(self.validator.state, "key_metric_name", None) if self.validator is not None else None
 
+    def _no_validation_data(self) -> bool:
+        loader = getattr(self.validator, "data_loader", None)
+        try:
+            return loader is not None and len(loader) == 0
+        except TypeError:  # an iterable without a length
+            return False
+
     def _update_best(self, epoch: int) -> bool:
+        if self.validator is not None and self._no_validation_data():
+            if not self._warned_no_validation:
+                self.logger.warning(f"the validation data is empty: every epoch is saved as {self.best_filename}.")
+                self._warned_no_validation = True
+            return True
         name = self._metric_name()
         if self.validator is None or name is None or name not in self.validator.state.metrics:
             return False
