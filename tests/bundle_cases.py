@@ -87,5 +87,9 @@ def write_data(bundle: str, root: Path) -> dict:
 
 
 def cli_args(settings: dict) -> list:
-    """``--key value`` pairs for ``python -m monai.bundle run`` (values as JSON, strings as they are)."""
-    return [a for k, v in settings.items() for a in (f"--{k}", v if isinstance(v, str) else json.dumps(v))]
+    """``--key value`` pairs for ``python -m monai.bundle run``: strings as they are, True / False / None as Python
+    writes them (fire reads ``false`` as a string), other values as JSON."""
+    def text(v):
+        return v if isinstance(v, str) else str(v) if v is None or isinstance(v, bool) else json.dumps(v)
+
+    return [a for k, v in settings.items() for a in (f"--{k}", text(v))]

@@ -94,6 +94,7 @@ def test_list_copy_and_run_a_bundle_from_the_wheel(installed):
     trained = _run([python, "-m", "monai.bundle", "run", "--config_file", "configs/train.json", *cli_args(settings)],
                    bundle, env)
     assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
+    assert "train_loss" in trained.stdout  # StatsHandler logs as usual beside the short-errors log filter
     model = torch.load(bundle / "models" / "model.pt", weights_only=True)
     assert model["epoch"] == 1 and "model" in model
 
