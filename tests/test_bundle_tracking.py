@@ -15,9 +15,8 @@ from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
 from bundle_cases import BUNDLES, BUNDLES_DIR, TINY, write_data
 from monai_genesis.training.tracking import loss_of, sqlite_tracking_uri
 
-mlflow = pytest.importorskip("mlflow", reason="the tracking extra: pip install 'monai-genesis[tracking]'")
-from mlflow.tracking import MlflowClient  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from mlflow.tracking import MlflowClient  # the tracking extra, part of the test extra
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 # genesis_pretrain trains with decollate false (one dict per batch): MONAI's MLflow handler needs the decollated list
