@@ -16,7 +16,7 @@ __all__ = ["BUNDLES_ROOT", "RUN_OUTPUTS", "bundle_path", "copy_bundle", "list_bu
 
 BUNDLES_ROOT = Path(__file__).resolve().parent
 # what a run writes inside a bundle folder (.gitignore): never shipped (setup.cfg exclude_package_data) nor copied
-RUN_OUTPUTS = ("models", "eval", "runs", "__pycache__")
+RUN_OUTPUTS = ("models", "eval", "runs", "mlruns", "__pycache__")
 
 
 def _names() -> list[str]:

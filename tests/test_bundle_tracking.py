@@ -6,6 +6,7 @@ without tracking."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -34,9 +35,14 @@ def _validation_metrics(config: dict) -> set:
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory):
     """An MLflow SQLite store with its tables made (MLflow's migrations take seconds): copied into each bundle."""
-    path = tmp_path_factory.mktemp("store") / "mlruns.db"
-    MlflowClient(sqlite_tracking_uri(path)).search_experiments()
-    return path
+    folder = tmp_path_factory.mktemp("store")
+    cwd = os.getcwd()
+    os.chdir(folder)  # MLflow may put artifacts under ./mlruns of the working directory: not the checkout
+    try:
+        MlflowClient(sqlite_tracking_uri(folder / "mlruns.db")).search_experiments()
+    finally:
+        os.chdir(cwd)
+    return folder / "mlruns.db"
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -68,7 +74,8 @@ def test_sqlite_uri_is_absolute_and_makes_the_folder(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bundle", BUNDLES)
-def test_tracking_mlflow_records_the_run(bundle, tmp_path, empty_store):
+def test_tracking_mlflow_records_the_run(bundle, tmp_path, empty_store, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow may put artifacts under ./mlruns of the working directory: not the checkout
     settings = {**TINY[bundle], **write_data(bundle, tmp_path / "data"), "epochs": 1, **TRACKING_OVERRIDES.get(bundle, {})}
     root = tmp_path / "bundle"
     (root / "eval").mkdir(parents=True)
