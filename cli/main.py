@@ -22,6 +22,7 @@ def _commands() -> dict:
     from monai_genesis.cli.lidc import lidc_mask
     from monai_genesis.cli.brain_data import brain_datalist_command
     from monai_genesis.cli.candidates import prepare_candidates_command
+    from monai_genesis.cli.experiment import experiment
 
     return {
         "show-corruptions": show_corruptions,
@@ -35,6 +36,7 @@ def _commands() -> dict:
         "lidc-mask": lidc_mask,
         "brain-datalist": brain_datalist_command,
         "prepare-candidates": prepare_candidates_command,
+        "experiment": experiment,
     }
 
 

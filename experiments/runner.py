@@ -1,0 +1,158 @@
+"""The whole transfer experiment: pretrain every arm, fine-tune every (task, label budget, seed, arm), report.
+
+Runs happen in a fixed order (pretraining arms, then per task, label budget and seed: scratch and each arm), each
+skipped when its result file exists (``bookkeeping``); one line per finished run with an ETA on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from monai_genesis.data.atomic_write import write_atomic
+from monai_genesis.experiments import bundle_runs, datasets
+from monai_genesis.experiments.arms import SCRATCH
+from monai_genesis.experiments.bookkeeping import ResultStore, package_versions
+from monai_genesis.experiments.report import write_report
+from monai_genesis.experiments.settings import experiment_settings
+from monai_genesis.experiments.statistics import TEST_DESCRIPTION, baseline_means, summarise_task
+
+DEFAULT_OUTPUT_ROOT = "experiment_output"
+
+
+def plan(settings: dict) -> list[tuple]:
+    """Every run of the experiment: ("pretrain", arm) and ("finetune", task, n, seed, arm), in running order."""
+    runs = [("pretrain", arm) for arm in settings["arms"] if arm != SCRATCH]
+    for task in settings["tasks"]:
+        for n in settings["label_budgets"]:
+            for seed in settings["seeds"]:
+                runs += [("finetune", task, n, seed, arm) for arm in settings["arms"]]
+    return runs
+
+
+def _key(run: tuple) -> tuple[str, ...]:
+    if run[0] == "pretrain":
+        return ("pretrain", run[1])
+    _, task, n, seed, arm = run
+    return (task, f"n{n}", f"seed{seed}", arm)
+
+
+def _copy_atomic(source: Path, destination: Path) -> None:
+    data = Path(source).read_bytes()
+    write_atomic(destination, lambda stream: stream.write(data))
+
+
+class _Progress:
+    """One line per finished run: its figure, its time and an ETA from this session's mean time per run."""
+
+    def __init__(self, total: int, already: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, already, enabled
+        self.started, self.finished_now = time.perf_counter(), 0
+
+    def __call__(self, text: str, seconds: float) -> None:
+        self.done += 1
+        self.finished_now += 1
+        left = self.total - self.done
+        eta = (time.perf_counter() - self.started) / self.finished_now * left
+        if self.enabled:
+            print(f"[{self.done}/{self.total}] {text} ({seconds:.0f} s); ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
+
+
+def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "transfer", size: str = "default",
+                   progress: bool = True, quiet: bool = True, **overrides) -> dict:
+    """Run (or continue) the transfer experiment and write its report.
+
+    Args:
+        output_dir: the experiment folder; default ``experiment_output/<name>``.
+        name: the experiment's name (the default folder and the report's title).
+        size: settings preset, "default" (about an hour on 2 cores) or "tiny" (seconds, for tests).
+        progress: one line per finished run with an ETA on stderr.
+        quiet: hide the bundles' per-epoch logging.
+        overrides: keys of ``experiment_settings`` (arms, tasks, label_budgets, seeds, budgets, sizes).
+
+    Returns:
+        The summary written to ``results.json`` (with "paths" of the written files added).
+
+    Raises:
+        ValueError: bad settings, or ``output_dir`` holds an experiment with other settings.
+    """
+    settings = experiment_settings(size, **overrides)
+    root = Path(output_dir if output_dir is not None else Path(DEFAULT_OUTPUT_ROOT) / name).resolve()
+    store = ResultStore(root, settings)
+    runs = plan(settings)
+    todo = [r for r in runs if not _finished(store, r)]
+    report_progress = _Progress(len(runs), len(runs) - len(todo), progress)
+    if progress:
+        print(f"experiment {root}: {len(runs)} runs, {len(runs) - len(todo)} finished before, {len(todo)} to go",
+              file=sys.stderr, flush=True)
+    data: dict = {}
+    for run in todo:
+        result = _execute(run, settings, store, root, data, quiet)
+        store.put(result, *_key(run))
+        report_progress(_describe(run, result), result["seconds"])
+    summary = summarise(store, settings, name, runs)
+    summary["paths"] = write_report(summary, root)
+    return summary
+
+
+def _finished(store: ResultStore, run: tuple) -> bool:
+    result = store.get(*_key(run))
+    return result is not None and (run[0] != "pretrain" or (store.root / result["checkpoint"]).is_file())
+
+
+def _describe(run: tuple, result: dict) -> str:
+    if run[0] == "pretrain":
+        return f"pretrain {run[1]}: best validation MSE {result['best_val_mse']:.4f}"
+    _, task, n, seed, arm = run
+    return f"{task} {arm} n={n} seed={seed}: {result['score_name']} {result['score']:.3f}"
+
+
+def _execute(run: tuple, settings: dict, store: ResultStore, root: Path, data: dict, quiet: bool) -> dict:
+    work = root / "work"
+    if run[0] == "pretrain":
+        arm = run[1]
+        if "cubes" not in data:
+            data["cubes"] = datasets.pretraining_cubes(root / "data", settings)
+        result = bundle_runs.pretrain(arm, data["cubes"], work / "pretrain" / arm, settings, quiet=quiet)
+        checkpoint = Path("pretrained") / f"{arm}.pt"  # relative to the experiment folder, which may move
+        _copy_atomic(Path(result["checkpoint"]), root / checkpoint)
+        return {**result, "checkpoint": checkpoint.as_posix()}
+    _, task, n, seed, arm = run
+    weights = "" if arm == SCRATCH else str(root / store.get("pretrain", arm)["checkpoint"])
+    run_dir = work / task / f"n{n}" / f"seed{seed}" / arm
+    subsets = root / "data" / "subsets"
+    if task == "ncs":
+        if "ncs" not in data:
+            data["ncs"] = datasets.ncs_data(root / "data", settings)
+        datalist = datasets.ncs_subset(data["ncs"], n, seed, subsets / f"ncs_n{n}_seed{seed}.json")
+        return bundle_runs.finetune_ncs(data["ncs"], datalist, run_dir, weights, seed, n, settings, quiet=quiet)
+    if "ncc" not in data:
+        data["ncc"] = datasets.ncc_data(root / "data", settings)
+    candidates, counts = datasets.ncc_subset(data["ncc"], n, seed, subsets / f"ncc_n{n}_seed{seed}.csv")
+    return bundle_runs.finetune_ncc(data["ncc"], candidates, counts, run_dir, weights, seed, settings, quiet=quiet)
+
+
+def summarise(store: ResultStore, settings: dict, name: str, runs: list[tuple]) -> dict:
+    """Tables of every finished run (an unfinished experiment gives a partial summary, marked as such)."""
+    finished = {run: store.get(*_key(run)) for run in runs}
+    finished = {run: r for run, r in finished.items() if r is not None}
+    tasks = {}
+    for task in settings["tasks"]:
+        results = {(run[4], run[2], run[3]): r for run, r in finished.items() if run[0] == "finetune" and run[1] == task}
+        tasks[task] = {"score_name": "dice" if task == "ncs" else "auc", "baselines": baseline_means(results) if results else {},
+                       "rows": summarise_task(results, settings["arms"], settings["label_budgets"], settings["seeds"])}
+    timings: dict = {}
+    for run, r in finished.items():
+        kind = "pretrain" if run[0] == "pretrain" else run[1]
+        timings.setdefault(kind, []).append(r["seconds"])
+    return {
+        "name": name, "settings": settings, "versions": package_versions(), "tests": TEST_DESCRIPTION,
+        "planned_runs": len(runs), "finished_runs": len(finished), "complete": len(finished) == len(runs),
+        "tasks": tasks,
+        "pretraining": {run[1]: {k: r[k] for k in ("best_val_mse", "epochs", "iterations", "seconds")}
+                        for run, r in finished.items() if run[0] == "pretrain"},
+        "timings": {k: sum(v) / len(v) for k, v in timings.items()},
+        "total_run_seconds": sum(r["seconds"] for r in finished.values()),
+    }
