@@ -44,18 +44,26 @@ def _copy_atomic(source: Path, destination: Path) -> None:
     write_atomic(destination, lambda stream: stream.write(data))
 
 
+def _kind(run: tuple) -> str:
+    return "pretrain" if run[0] == "pretrain" else run[1]
+
+
 class _Progress:
-    """One line per finished run: its figure, its time and an ETA from this session's mean time per run."""
+    """One line per finished run: its figure, its time, and an ETA from the mean time of each kind of run
+    (pretraining, NCS, NCC) measured so far; kinds not yet measured count as the mean of all runs."""
 
-    def __init__(self, total: int, already: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total, already, enabled
-        self.started, self.finished_now = time.perf_counter(), 0
+    def __init__(self, todo: list[tuple], total: int, enabled: bool) -> None:
+        self.left = [_kind(r) for r in todo]
+        self.total, self.done, self.enabled = total, total - len(todo), enabled
+        self.seconds: dict[str, list[float]] = {}
 
-    def __call__(self, text: str, seconds: float) -> None:
+    def __call__(self, run: tuple, text: str, seconds: float) -> None:
         self.done += 1
-        self.finished_now += 1
-        left = self.total - self.done
-        eta = (time.perf_counter() - self.started) / self.finished_now * left
+        self.left.remove(_kind(run))
+        self.seconds.setdefault(_kind(run), []).append(seconds)
+        overall = [t for times in self.seconds.values() for t in times]
+        mean = {k: sum(v) / len(v) for k, v in self.seconds.items()}
+        eta = sum(mean.get(k, sum(overall) / len(overall)) for k in self.left)
         if self.enabled:
             print(f"[{self.done}/{self.total}] {text} ({seconds:.0f} s); ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
 
@@ -83,7 +91,7 @@ def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "tra
     store = ResultStore(root, settings)
     runs = plan(settings)
     todo = [r for r in runs if not _finished(store, r)]
-    report_progress = _Progress(len(runs), len(runs) - len(todo), progress)
+    report_progress = _Progress(todo, len(runs), progress)
     if progress:
         print(f"experiment {root}: {len(runs)} runs, {len(runs) - len(todo)} finished before, {len(todo)} to go",
               file=sys.stderr, flush=True)
@@ -91,7 +99,7 @@ def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "tra
     for run in todo:
         result = _execute(run, settings, store, root, data, quiet)
         store.put(result, *_key(run))
-        report_progress(_describe(run, result), result["seconds"])
+        report_progress(run, _describe(run, result), result["seconds"])
     summary = summarise(store, settings, name, runs)
     summary["paths"] = write_report(summary, root)
     return summary
@@ -145,8 +153,7 @@ def summarise(store: ResultStore, settings: dict, name: str, runs: list[tuple]) 
                        "rows": summarise_task(results, settings["arms"], settings["label_budgets"], settings["seeds"])}
     timings: dict = {}
     for run, r in finished.items():
-        kind = "pretrain" if run[0] == "pretrain" else run[1]
-        timings.setdefault(kind, []).append(r["seconds"])
+        timings.setdefault(_kind(run), []).append(r["seconds"])
     return {
         "name": name, "settings": settings, "versions": package_versions(), "tests": TEST_DESCRIPTION,
         "planned_runs": len(runs), "finished_runs": len(finished), "complete": len(finished) == len(runs),

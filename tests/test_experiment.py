@@ -59,7 +59,7 @@ def test_miniature_experiment_writes_tables_curves_and_provenance(tiny_experimen
 
 
 @pytest.mark.slow
-def test_interrupted_experiment_resumes_with_the_missing_runs_only(tiny_experiment, tmp_path, monkeypatch):
+def test_interrupted_experiment_resumes_with_the_missing_runs_only(tiny_experiment, tmp_path, monkeypatch, capsys):
     source, _ = tiny_experiment
     root = tmp_path / "copy"
     shutil.copytree(source, root)
@@ -85,7 +85,10 @@ def test_interrupted_experiment_resumes_with_the_missing_runs_only(tiny_experime
     assert not (results / "ncc" / "n2" / "seed0" / "full.json").exists()
 
     calls.clear()
-    summary = run_experiment(root, name="tiny", size="tiny", progress=False)
+    capsys.readouterr()
+    summary = run_experiment(root, name="tiny", size="tiny", progress=True)
+    log = capsys.readouterr().err
+    assert "5 runs, 4 finished before, 1 to go" in log and "[5/5] ncc full n=2 seed=0: auc " in log and "ETA 0.0 min" in log
     assert len(calls) == 1 and calls[0][4].endswith("full.pt")  # only the missing run, from the pretrained weights
     assert summary["complete"] and (results / "ncc" / "n2" / "seed0" / "full.json").is_file()
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished results untouched
