@@ -11,6 +11,7 @@ from __future__ import annotations
 from monai_genesis.experiments.arms import ALL_ARMS, check_arms
 
 TASKS = ("ncs", "ncc")
+PRETRAIN_OPTIMIZERS = ("Adam", "SGD")  # torch.optim classes; SGD takes the bundle's momentum
 
 DEFAULT_SETTINGS: dict = {
     "arms": list(ALL_ARMS),
@@ -105,9 +106,13 @@ def experiment_settings(size: str = "default", **overrides) -> dict:
     if not settings["seeds"] or len(set(settings["seeds"])) != len(settings["seeds"]):
         raise ValueError(f"seeds: expected distinct integers, got {settings['seeds']!r}.")
     settings["label_budgets"] = sorted(int(n) for n in settings["label_budgets"])
-    for key in ("pretrain_epochs", "ncs_steps", "ncc_steps", "ncs_validations", "ncc_validations", "pretrain_cases"):
+    for key in ("pretrain_epochs", "ncs_steps", "ncc_steps", "ncs_validations", "ncc_validations"):
         if int(settings[key]) < 1:
             raise ValueError(f"{key}: expected a positive integer, got {settings[key]!r}.")
+    if int(settings["pretrain_cases"]) < 2:
+        raise ValueError(f"pretrain_cases: pretraining needs at least 2 volumes (training, validation), got {settings['pretrain_cases']!r}.")
+    if settings["pretrain_optimizer"] not in PRETRAIN_OPTIMIZERS:
+        raise ValueError(f"pretrain_optimizer: expected one of {', '.join(PRETRAIN_OPTIMIZERS)}, got {settings['pretrain_optimizer']!r}.")
     return settings
 
 

@@ -108,6 +108,16 @@ def test_changed_settings_are_refused(tmp_path):
         experiment_settings("tiny", ncs_stepz=3)
 
 
+def test_command_reports_bad_arguments_in_one_line(tmp_path, monkeypatch, capsys):
+    from monai_genesis.cli.main import EXIT_BAD_INPUT, main
+
+    monkeypatch.setattr("sys.argv", ["genesis", "experiment", "--size", "huge", "--output_dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == "genesis: error: size: expected one of default, tiny, got 'huge'."
+
+
 def test_paired_tests_match_a_hand_computation():
     arm, scratch = [0.5, 0.6, 0.8], [0.4, 0.55, 0.6]
     diff = [a - s for a, s in zip(arm, scratch)]  # 0.1, 0.05, 0.2
