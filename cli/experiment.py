@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def experiment(output_dir: str | None = None, name: str = "transfer", size: str = "default", threads: int = 1,
-               quiet: bool = True, **settings) -> None:
+               quiet: bool = True, report_only: bool = False, **settings) -> None:
     """Pretrain the Genesis arms, fine-tune NCS and NCC from each and from scratch with few labels, and report.
 
     Args:
@@ -25,6 +25,7 @@ def experiment(output_dir: str | None = None, name: str = "transfer", size: str 
         size: "default" (about an hour on 2 cores) or "tiny" (seconds).
         threads: torch threads (default 1).
         quiet: hide the bundles' per-epoch logs (default True).
+        report_only: only write the report of the runs finished so far (default False).
         settings: any experiment setting, e.g. --arms scratch,full --tasks ncs --label_budgets 4,8 --seeds 0,1,2
             --pretrain_epochs 8 --ncs_steps 60.
     """
@@ -38,7 +39,7 @@ def experiment(output_dir: str | None = None, name: str = "transfer", size: str 
     torch.set_num_threads(int(threads))
     root = Path(output_dir) if output_dir is not None else Path(DEFAULT_OUTPUT_ROOT) / name
     try:
-        summary = run_experiment(root, name=name, size=size, quiet=quiet, **settings)
+        summary = run_experiment(root, name=name, size=size, quiet=quiet, report_only=report_only, **settings)
     except KeyboardInterrupt:
         raise Interrupted(f"finished runs are kept in {root}; run the same command again to continue") from None
     print(Path(summary["paths"]["markdown"]).read_text())

@@ -69,7 +69,7 @@ class _Progress:
 
 
 def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "transfer", size: str = "default",
-                   progress: bool = True, quiet: bool = True, **overrides) -> dict:
+                   progress: bool = True, quiet: bool = True, report_only: bool = False, **overrides) -> dict:
     """Run (or continue) the transfer experiment and write its report.
 
     Args:
@@ -78,6 +78,8 @@ def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "tra
         size: settings preset, "default" (about an hour on 2 cores) or "tiny" (seconds, for tests).
         progress: one line per finished run with an ETA on stderr.
         quiet: hide the bundles' per-epoch logging.
+        report_only: write the report of the runs finished so far (marked incomplete if some are missing) and run
+            nothing; e.g. while the experiment runs in another process.
         overrides: keys of ``experiment_settings`` (arms, tasks, label_budgets, seeds, budgets, sizes).
 
     Returns:
@@ -90,11 +92,12 @@ def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "tra
     root = Path(output_dir if output_dir is not None else Path(DEFAULT_OUTPUT_ROOT) / name).resolve()
     store = ResultStore(root, settings)
     runs = plan(settings)
-    todo = [r for r in runs if not _finished(store, r)]
+    todo = [] if report_only else [r for r in runs if not _finished(store, r)]
     report_progress = _Progress(todo, len(runs), progress)
     if progress:
-        print(f"experiment {root}: {len(runs)} runs, {len(runs) - len(todo)} finished before, {len(todo)} to go",
-              file=sys.stderr, flush=True)
+        done = sum(_finished(store, r) for r in runs) if report_only else len(runs) - len(todo)
+        print(f"experiment {root}: {len(runs)} runs, {done} finished before, "
+              + ("report only" if report_only else f"{len(todo)} to go"), file=sys.stderr, flush=True)
     data: dict = {}
     for run in todo:
         result = _execute(run, settings, store, root, data, quiet)

@@ -83,6 +83,11 @@ def test_interrupted_experiment_resumes_with_the_missing_runs_only(tiny_experime
         run_experiment(root, name="tiny", size="tiny", progress=False)
     assert (results / "ncc" / "n2" / "seed0" / "scratch.json").is_file()  # finished before the interruption
     assert not (results / "ncc" / "n2" / "seed0" / "full.json").exists()
+    partial = run_experiment(root, name="tiny", size="tiny", progress=False, report_only=True)
+    assert not partial["complete"] and partial["finished_runs"] == 4 and len(calls) == 2
+    assert "**Incomplete**: 4 of 5 runs finished." in (root / "results.md").read_text()
+    ncc_full = next(r for r in partial["tasks"]["ncc"]["rows"] if r["arm"] == "full")
+    assert ncc_full["seeds"] == [] and ncc_full["mean"] is None and ncc_full["vs_scratch"]["n_pairs"] == 0
 
     calls.clear()
     capsys.readouterr()
