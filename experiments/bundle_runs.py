@@ -97,14 +97,29 @@ def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bo
         trainer = wf.parser.get_parsed_content("train#trainer")
         evaluator = wf.parser.get_parsed_content("validate#evaluator")
         _run(wf)
+        baselines = restoration_baselines(wf.parser.get_parsed_content("validate#dataset"))
+    best = float(evaluator.state.best_metric)
     return {
         "arm": arm,
         "checkpoint": str(run_dir / "models" / "model.pt"),
-        "best_val_mse": float(evaluator.state.best_metric),
+        "best_val_mse": best,
+        **baselines,
+        "skill_vs_cube_mean": 1.0 - best / baselines["cube_mean_mse"] if baselines["cube_mean_mse"] > 0 else None,
         "epochs": int(trainer.state.epoch),
         "iterations": int(trainer.state.iteration),
         "seconds": time.perf_counter() - started,
     }
+
+
+def restoration_baselines(dataset) -> dict:
+    """MSE of two trivial restorations on the validation cubes (each corrupted the arm's way, fixed seed): the
+    corrupted input itself, and each clean cube's own mean intensity everywhere."""
+    identity, cube_mean = [], []
+    for item in dataset:
+        image, target = torch.as_tensor(item["image"]).float(), torch.as_tensor(item["target"]).float()
+        identity.append(float(((image - target) ** 2).mean()))
+        cube_mean.append(float(((target - target.mean()) ** 2).mean()))
+    return {"corrupted_input_mse": float(np.mean(identity)), "cube_mean_mse": float(np.mean(cube_mean))}
 
 
 def _dice_of_constant(labels: list[torch.Tensor], value: float) -> float:

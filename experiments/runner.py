@@ -20,6 +20,8 @@ from monai_genesis.experiments.settings import experiment_settings
 from monai_genesis.experiments.statistics import TEST_DESCRIPTION, baseline_means, summarise_task
 
 DEFAULT_OUTPUT_ROOT = "experiment_output"
+PRETRAINING_FIGURES = ("best_val_mse", "corrupted_input_mse", "cube_mean_mse", "skill_vs_cube_mean", "epochs", "iterations",
+                       "seconds")
 
 
 def plan(settings: dict) -> list[tuple]:
@@ -161,8 +163,7 @@ def summarise(store: ResultStore, settings: dict, name: str, runs: list[tuple]) 
         "name": name, "settings": settings, "versions": package_versions(), "tests": TEST_DESCRIPTION,
         "planned_runs": len(runs), "finished_runs": len(finished), "complete": len(finished) == len(runs),
         "tasks": tasks,
-        "pretraining": {run[1]: {k: r[k] for k in ("best_val_mse", "epochs", "iterations", "seconds")}
-                        for run, r in finished.items() if run[0] == "pretrain"},
+        "pretraining": {run[1]: {k: r.get(k) for k in PRETRAINING_FIGURES} for run, r in finished.items() if run[0] == "pretrain"},
         "timings": {k: sum(v) / len(v) for k, v in timings.items()},
         "total_run_seconds": sum(r["seconds"] for r in finished.values()),
     }
