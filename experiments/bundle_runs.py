@@ -91,7 +91,7 @@ def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bo
         "val_cache_rate": 1.0, "learning_rate": settings["pretrain_learning_rate"], "optimizer": optimizer,
         **PRETRAINING_ARMS[arm], **NO_CACHE_BARS,
     }
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with _quiet(quiet):
         wf = bundle_workflow(PRETRAIN_BUNDLE, ["train.json"], "train", **overrides)
         trainer = wf.parser.get_parsed_content("train#trainer")
@@ -107,7 +107,7 @@ def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bo
         "skill_vs_cube_mean": 1.0 - best / baselines["cube_mean_mse"] if baselines["cube_mean_mse"] > 0 else None,
         "epochs": int(trainer.state.epoch),
         "iterations": int(trainer.state.iteration),
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
     }
 
 
@@ -148,7 +148,7 @@ def finetune_ncs(data: Path, datalist: Path, run_dir: Path, pretrained: str, see
         "batch_size": settings["ncs_batch_size"], "num_samples": settings["ncs_num_samples"], "num_workers": 0,
         "cache_rate": 1.0, "val_cache_rate": 1.0, "channels_last": False, "seed": int(seed), **NO_CACHE_BARS,
     }
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with _quiet(quiet):
         wf = bundle_workflow(NCS_BUNDLE, ["train.json"], "train", pretrained_path=pretrained or "", epochs=epochs,
                              val_interval=interval, **common)
@@ -164,7 +164,7 @@ def finetune_ncs(data: Path, datalist: Path, run_dir: Path, pretrained: str, see
         "metrics": {k: float(v) for k, v in evaluator.state.metrics.items()},
         "baselines": {"all_background_dice": _dice_of_constant(labels, 0.0), "all_foreground_dice": _dice_of_constant(labels, 1.0)},
         "epochs": int(trainer.state.epoch), "iterations": int(trainer.state.iteration), "val_interval": interval,
-        "test_patches": len(patches), "seconds": time.perf_counter() - started,
+        "test_patches": len(patches), "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
     }
     if keep_sample:
         best = max(range(len(patches)), key=lambda i: float(labels[i].sum()))
@@ -212,7 +212,7 @@ def finetune_ncc(data: Path, candidates_csv: Path, counts: dict, run_dir: Path, 
         "batch_size": settings["ncc_batch_size"], "num_workers": 0, "seed": int(seed),
     }
     annotations = Path(data) / "raw" / "annotations.csv"
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with _quiet(quiet):
         wf = bundle_workflow(NCC_BUNDLE, ["train.json"], "train", pretrained_path=pretrained or "", epochs=epochs,
                              val_interval=interval, negatives_per_positive=npp, **common)
@@ -230,5 +230,5 @@ def finetune_ncc(data: Path, candidates_csv: Path, counts: dict, run_dir: Path, 
                       "random_ranking_cpm": random_ranking_cpm(run_dir / "eval" / "submission_test.csv", annotations, test_scans)},
         "epochs": int(trainer.state.epoch), "iterations": int(trainer.state.iteration), "val_interval": interval,
         "test_candidates": int(report["num_candidates"]), "test_positives": int(report["num_positives"]),
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
     }

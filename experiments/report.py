@@ -62,7 +62,13 @@ def markdown(summary: dict) -> str:
                   "arms. Skill = 1 - model MSE / per-cube-mean MSE (the per-cube-mean predictor paints each clean cube's "
                   "own mean intensity everywhere).", ""]
     timing = summary["timings"]
-    lines += ["## Timings", "", f"Seconds per run (mean): " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()), ""]
+    lines += ["## Timings", "", "Wall seconds per run (mean): " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()), ""]
+    if summary.get("cpu_timings"):
+        lines += ["CPU seconds per run (mean; about the wall time on an idle core): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in summary["cpu_timings"].items()), ""]
+    if summary.get("estimated_idle_seconds") is not None:
+        lines += [f"All {summary['planned_runs']} planned runs on one idle core (CPU seconds per run x runs): about "
+                  f"{summary['estimated_idle_seconds'] / 60:.0f} min (data generation not included).", ""]
     return "\n".join(lines)
 
 

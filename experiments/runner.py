@@ -157,13 +157,21 @@ def summarise(store: ResultStore, settings: dict, name: str, runs: list[tuple]) 
         tasks[task] = {"score_name": "dice" if task == "ncs" else "auc", "baselines": baseline_means(results) if results else {},
                        "rows": summarise_task(results, settings["arms"], settings["label_budgets"], settings["seeds"])}
     timings: dict = {}
+    cpu: dict = {}
     for run, r in finished.items():
         timings.setdefault(_kind(run), []).append(r["seconds"])
+        if "cpu_seconds" in r:
+            cpu.setdefault(_kind(run), []).append(r["cpu_seconds"])
+    cpu_means = {k: sum(v) / len(v) for k, v in cpu.items()}
     return {
         "name": name, "settings": settings, "versions": package_versions(), "tests": TEST_DESCRIPTION,
         "planned_runs": len(runs), "finished_runs": len(finished), "complete": len(finished) == len(runs),
         "tasks": tasks,
         "pretraining": {run[1]: {k: r.get(k) for k in PRETRAINING_FIGURES} for run, r in finished.items() if run[0] == "pretrain"},
         "timings": {k: sum(v) / len(v) for k, v in timings.items()},
+        # this process's CPU time: about the wall time on an idle core, whatever else shared the machine
+        "cpu_timings": cpu_means,
         "total_run_seconds": sum(r["seconds"] for r in finished.values()),
+        "estimated_idle_seconds": (sum(cpu_means[_kind(run)] for run in runs)
+                                   if all(_kind(run) in cpu_means for run in runs) else None),
     }

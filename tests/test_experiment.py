@@ -56,7 +56,8 @@ def test_miniature_experiment_writes_tables_curves_and_provenance(tiny_experimen
     assert versions["monai"] and versions["scipy"] and versions["python"]
     pretrained = json.loads((root / "results" / "pretrain" / "full.json").read_text())
     assert (root / pretrained["checkpoint"]).is_file() and pretrained["iterations"] >= 1
-    assert pretrained["corrupted_input_mse"] > 0 and pretrained["cube_mean_mse"] > 0
+    assert pretrained["corrupted_input_mse"] > 0 and pretrained["cube_mean_mse"] > 0 and pretrained["cpu_seconds"] > 0
+    assert "CPU seconds per run" in markdown and "All 5 planned runs on one idle core" in markdown
     assert pretrained["skill_vs_cube_mean"] == pytest.approx(1 - pretrained["best_val_mse"] / pretrained["cube_mean_mse"])
     assert "| full | " in markdown.split("## Pretraining")[1]
 
