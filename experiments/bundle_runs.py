@@ -75,15 +75,15 @@ def _run(wf) -> None:
     wf.finalize()
 
 
-def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bool = True) -> dict:
-    """Pretrain arm ``arm`` (genesis_pretrain train.json with the arm's corruption probabilities and the
-    experiment's optimiser); returns its best checkpoint, validation MSE, iterations and seconds."""
-    run_dir = _fresh(run_dir)
+def pretrain_overrides(arm: str, cubes_dir: Path, run_dir: Path, settings: dict) -> dict:
+    """genesis_pretrain train.json's overrides for arm ``arm``: its corruption probabilities, the experiment's sizes,
+    budget and optimiser, everything written under ``run_dir``."""
+    run_dir = Path(run_dir)
     name = settings["pretrain_optimizer"]
     optimizer = {"_target_": f"torch.optim.{name}", "params": "$@network.parameters()", "lr": "@learning_rate"}
     if name == "SGD":
         optimizer["momentum"] = "@momentum"
-    overrides = {
+    return {
         "bundle_root": str(run_dir), "dataset_dir": str(cubes_dir), "ckpt_dir": str(run_dir / "models"),
         "output_dir": str(run_dir / "tensorboard"), "seed": settings["pretrain_seed"], "device": "cpu", "num_workers": 0,
         "cube_size": settings["pretrain_cube_size"], "network_width": settings["network_width"],
@@ -91,6 +91,13 @@ def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bo
         "val_cache_rate": 1.0, "learning_rate": settings["pretrain_learning_rate"], "optimizer": optimizer,
         **PRETRAINING_ARMS[arm], **NO_CACHE_BARS,
     }
+
+
+def pretrain(arm: str, cubes_dir: Path, run_dir: Path, settings: dict, quiet: bool = True) -> dict:
+    """Pretrain arm ``arm`` (genesis_pretrain train.json with ``pretrain_overrides``); returns its best checkpoint,
+    validation MSE with the restoration baselines on the same cubes, iterations and seconds."""
+    run_dir = _fresh(run_dir)
+    overrides = pretrain_overrides(arm, cubes_dir, run_dir, settings)
     started, cpu_started = time.perf_counter(), time.process_time()
     with _quiet(quiet):
         wf = bundle_workflow(PRETRAIN_BUNDLE, ["train.json"], "train", **overrides)
