@@ -51,7 +51,7 @@ def _kind(run: tuple) -> str:
 
 class _Progress:
     """One line per finished run: its figure, its time, and an ETA from the mean time of each kind of run
-    (pretraining, NCS, NCC) measured so far; kinds not yet measured count as the mean of all runs."""
+    (pretraining, NCS, NCC) measured so far; a fine-tuning kind not yet measured counts as the other's mean."""
 
     def __init__(self, todo: list[tuple], total: int, enabled: bool) -> None:
         self.left = [_kind(r) for r in todo]
@@ -62,9 +62,10 @@ class _Progress:
         self.done += 1
         self.left.remove(_kind(run))
         self.seconds.setdefault(_kind(run), []).append(seconds)
-        overall = [t for times in self.seconds.values() for t in times]
         mean = {k: sum(v) / len(v) for k, v in self.seconds.items()}
-        eta = sum(mean.get(k, sum(overall) / len(overall)) for k in self.left)
+        finetunes = [t for k, times in self.seconds.items() if k != "pretrain" for t in times]
+        fallback = sum(finetunes) / len(finetunes) if finetunes else mean["pretrain"] / 10  # fine-tunes are far shorter
+        eta = sum(mean.get(k, fallback) for k in self.left)
         if self.enabled:
             print(f"[{self.done}/{self.total}] {text} ({seconds:.0f} s); ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
 
