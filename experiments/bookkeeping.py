@@ -55,12 +55,13 @@ class ResultStore:
     Args:
         root: the experiment folder (created if missing).
         settings: the experiment's settings (JSON-able). A folder holding results of other settings is refused.
+        record_versions: write ``versions.json`` (False for a start that runs nothing, e.g. a report).
 
     Raises:
         ValueError: ``root`` already holds an experiment with different settings (the differences are named).
     """
 
-    def __init__(self, root: str | os.PathLike, settings: dict) -> None:
+    def __init__(self, root: str | os.PathLike, settings: dict, record_versions: bool = True) -> None:
         self.root = Path(root)
         self.settings = json.loads(json.dumps(settings))
         path = self.root / SETTINGS_FILE
@@ -78,7 +79,8 @@ class ResultStore:
             raise ValueError(f"{self.root} holds results but no {SETTINGS_FILE}: choose another output folder.")
         else:
             write_json_atomic(self.settings, path)
-        write_json_atomic(package_versions(), self.root / VERSIONS_FILE)
+        if record_versions or not (self.root / VERSIONS_FILE).is_file():
+            write_json_atomic(package_versions(), self.root / VERSIONS_FILE)
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath("results", *parts[:-1], f"{parts[-1]}.json")

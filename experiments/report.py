@@ -19,11 +19,15 @@ def _number(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _p(value) -> str:
+    return "n/a" if value is None else (f"{value:.1e}" if value < 0.001 else f"{value:.3f}" if value < 0.01 else f"{value:.2f}")
+
+
 def _cell(row: dict) -> str:
     text = _number(row["mean"]) + (f" ± {_number(row['sd'])}" if row["sd"] is not None else "")
     test = row.get("vs_scratch")
     if test is not None:
-        text += f" (Δ {_number(test['mean_difference'], 3)}; p_t {_number(test['t_p_value'], 2)}, p_W {_number(test['wilcoxon_p_value'], 2)})"
+        text += f" (Δ {_number(test['mean_difference'], 3)}; p_t {_p(test['t_p_value'])}, p_W {_p(test['wilcoxon_p_value'])})"
     return text + ("" if row["seeds"] else " (no run)")
 
 

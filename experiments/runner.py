@@ -92,7 +92,7 @@ def run_experiment(output_dir: str | os.PathLike | None = None, name: str = "tra
     """
     settings = experiment_settings(size, **overrides)
     root = Path(output_dir if output_dir is not None else Path(DEFAULT_OUTPUT_ROOT) / name).resolve()
-    store = ResultStore(root, settings)
+    store = ResultStore(root, settings, record_versions=not report_only)
     runs = plan(settings)
     todo = [] if report_only else [r for r in runs if not _finished(store, r)]
     report_progress = _Progress(todo, len(runs), progress)
