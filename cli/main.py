@@ -23,6 +23,7 @@ def _commands() -> dict:
     from monai_genesis.cli.brain_data import brain_datalist_command
     from monai_genesis.cli.candidates import prepare_candidates_command
     from monai_genesis.cli.bundles import bundle_copy, list_bundles_command
+    from monai_genesis.cli.experiment import experiment
 
     return {
         "show-corruptions": show_corruptions,
@@ -38,6 +39,7 @@ def _commands() -> dict:
         "prepare-candidates": prepare_candidates_command,
         "bundles": list_bundles_command,
         "bundle-copy": bundle_copy,
+        "experiment": experiment,
     }
 
 
