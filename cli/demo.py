@@ -184,7 +184,8 @@ def run_demo(
     torch.set_num_threads(threads)
     bundle = Path(bundle_dir) if bundle_dir is not None else BUNDLE_DIR
     if not all((bundle / "configs" / c).is_file() for c in DEMO_CONFIGS):
-        raise FileNotFoundError(f"genesis_pretrain bundle (with {', '.join(DEMO_CONFIGS)}) not found at '{bundle}': pass --bundle_dir.")
+        raise FileNotFoundError(
+            f"genesis_pretrain bundle (with {', '.join(DEMO_CONFIGS)}) not found at '{bundle}': pass --bundle_dir.")
     out = Path(output_dir).resolve()
     timings, started = {}, time.perf_counter()
     cubes = prepare_demo_data(out, num_cases, seed, timings)
@@ -204,7 +205,8 @@ def _data_lines(r: dict) -> list[str]:
     tm, n = r["timings"], r["cubes"]
     size = "x".join(map(str, DEMO_CUBE_SIZE))
     return [
-        f"  1. synthetic chest CT: {r['num_cases']} volumes of {'x'.join(map(str, VOLUME_SHAPE))} ({tm['synthetic_ct_s']:.0f} s) -> chest_ct/images",
+        f"  1. synthetic chest CT: {r['num_cases']} volumes of {'x'.join(map(str, VOLUME_SHAPE))} "
+        f"({tm['synthetic_ct_s']:.0f} s) -> chest_ct/images",
         f"  2. pretraining cubes ({size}): {n['training']} training, {n['validation']} validation, {n['test']} test "
         f"({tm['cube_extraction_s']:.0f} s) -> cubes/",
     ]

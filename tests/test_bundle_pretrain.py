@@ -131,8 +131,8 @@ def test_train_evaluate_infer(tmp_path, cubes):
         acc = EventAccumulator(str(event_file)).Reload()
         for kind in tags:
             tags[kind] |= set(acc.Tags()[kind])
-    restoration = {"mean_mse", "skill", "skill_ceiling", "skill_ci_low", "skill_ci_high",
-                   "nopaint_mse", "nopaint_corrupted_mse", "nopaint_mean_mse", "nopaint_skill", "nopaint_skill_ci_low", "nopaint_skill_ci_high"}
+    restoration = {"mean_mse", "skill", "skill_ceiling", "skill_ci_low", "skill_ci_high", "nopaint_mse",
+                   "nopaint_corrupted_mse", "nopaint_mean_mse", "nopaint_skill", "nopaint_skill_ci_low", "nopaint_skill_ci_high"}
     assert {"train_loss", "val_mse", "val_psnr", "val_corrupted_mse"} | {f"val_{k}" for k in restoration} <= tags["scalars"]
     assert "corrupted_restored_target" in tags["images"]
 

@@ -80,7 +80,8 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         if self.painted_keys is not None and len(self.painted_keys) != len(self.keys):
             raise ValueError(f"painted_key needs one key per entry of keys {self.keys}, got {self.painted_keys}.")
         if self.painted_keys is not None and set(self.painted_keys) & (set(self.keys) | set(self.target_keys)):
-            raise ValueError(f"painted_key {self.painted_keys} must differ from keys {self.keys} and target_key {self.target_keys}.")
+            raise ValueError(
+                f"painted_key {self.painted_keys} must differ from keys {self.keys} and target_key {self.target_keys}.")
         check_probabilities(
             flip_prob=flip_prob,
             local_shuffle_prob=local_shuffle_prob,
