@@ -131,7 +131,9 @@ def test_train_evaluate_infer(tmp_path, cubes):
         acc = EventAccumulator(str(event_file)).Reload()
         for kind in tags:
             tags[kind] |= set(acc.Tags()[kind])
-    assert {"train_loss", "val_mse", "val_psnr"} <= tags["scalars"]
+    restoration = {"mean_mse", "skill", "skill_ceiling", "skill_ci_low", "skill_ci_high", "nopaint_mse",
+                   "nopaint_corrupted_mse", "nopaint_mean_mse", "nopaint_skill", "nopaint_skill_ci_low", "nopaint_skill_ci_high"}
+    assert {"train_loss", "val_mse", "val_psnr", "val_corrupted_mse"} | {f"val_{k}" for k in restoration} <= tags["scalars"]
     assert "corrupted_restored_target" in tags["images"]
 
     ev = workflow(["train.json", "evaluate.json"], "eval", root, cubes, png_dir=str(tmp_path / "test_png"))
@@ -140,8 +142,13 @@ def test_train_evaluate_infer(tmp_path, cubes):
     ev.run()
     with open(root / "eval" / "metrics.csv") as f:
         metrics = {row[0]: float(row[1]) for row in csv.reader(f)}
-    assert set(metrics) == {"mse", "psnr", "corrupted_mse"}
+    assert set(metrics) == {"mse", "psnr", "corrupted_mse"} | restoration
     assert 0 < metrics["mse"] < 1 and metrics["psnr"] == pytest.approx(-10 * np.log10(metrics["mse"]), rel=0.2)
+    # the skills are one minus the model's MSE over the per-cube-mean predictor's, on each view's cubes
+    assert metrics["skill"] == pytest.approx(1 - metrics["mse"] / metrics["mean_mse"], rel=1e-5)
+    assert metrics["nopaint_skill"] == pytest.approx(1 - metrics["nopaint_mse"] / metrics["nopaint_mean_mse"], rel=1e-5)
+    assert metrics["nopaint_mean_mse"] == pytest.approx(metrics["mean_mse"])  # same cubes, same flips: same targets
+    assert metrics["skill_ci_low"] <= metrics["skill"] <= metrics["skill_ci_high"] and 0 < metrics["skill_ceiling"] < 1
     assert len(list((tmp_path / "test_png").glob("*.png"))) == 1
 
     volume = np.random.default_rng(0).uniform(-1000, 1000, (40, 36, 20)).astype(np.float32)

@@ -30,6 +30,7 @@ __all__ = [
     "outpaint_side_range",
     "check_inpaint_shape",
     "check_outpaint_shape",
+    "box_union",
 ]
 
 PAINT_PROB = 0.9  # share of cubes painted
@@ -86,6 +87,14 @@ def _blocks(state: np.random.RandomState, spatial_shape, side_range, count: int)
     return np.concatenate([corners, sizes], axis=1)
 
 
+def box_union(spatial_shape, blocks) -> np.ndarray:
+    """Bool array of ``spatial_shape``, True inside any of ``blocks`` ((n, 6) corner + size rows)."""
+    mask = np.zeros(tuple(int(s) for s in spatial_shape), bool)
+    for row in np.asarray(blocks, np.int64).reshape(-1, 6):
+        mask[tuple(slice(int(c), int(c) + int(s)) for c, s in zip(row[:3], row[3:]))] = True
+    return mask
+
+
 def _draw_key(state: np.random.RandomState) -> tuple:
     """A noise key (three 32-bit words) cut from two uniform doubles (106 random bits; doubles are k / 2**53)."""
     a, b = (int(u * 2.0**53) for u in state.random_sample(2))
@@ -134,6 +143,10 @@ class _RandPainting(RandomizableTransform):
             self.blocks = [(tuple(row[:3]), tuple(row[3:])) for row in self._block_rows.tolist()]
             self._noise_key = _draw_key(self.R)
 
+    def painted_mask(self, spatial_shape) -> np.ndarray:
+        """Bool array of ``spatial_shape``: the voxels the last draw replaces by noise (all False when it paints nothing)."""
+        raise NotImplementedError
+
     def _paint(self, img, on_host, on_device):
         """``img`` painted as last drawn by the host (float16/32/64 numpy view) or the torch kernel."""
         if not self._do_transform or not self.blocks:
@@ -181,6 +194,12 @@ class RandInPainting(_RandPainting):
     def _draw_blocks(self, spatial_shape) -> np.ndarray:
         return _blocks(self.R, spatial_shape, inpaint_side_range, block_count(self.R, self.max_blocks, self.continue_prob))
 
+    def painted_mask(self, spatial_shape) -> np.ndarray:
+        """Bool array of ``spatial_shape``: inside the noise blocks of the last draw."""
+        if not self._do_transform:
+            return np.zeros(tuple(int(s) for s in spatial_shape), bool)
+        return box_union(spatial_shape, self._block_rows)
+
     def apply_draw(self, img):
         """Paint a checked ``img`` as last drawn (``img`` itself when the draw said no)."""
         return self._paint(img, noise_cpu.inpaint, noise_torch.inpaint)
@@ -217,6 +236,12 @@ class RandOutPainting(_RandPainting):
     def _draw_blocks(self, spatial_shape) -> np.ndarray:
         count = 1 + block_count(self.R, self.max_blocks - 1, self.continue_prob)  # the first block always
         return _blocks(self.R, spatial_shape, outpaint_side_range, count)
+
+    def painted_mask(self, spatial_shape) -> np.ndarray:
+        """Bool array of ``spatial_shape``: outside the kept blocks of the last draw (all False when it paints nothing)."""
+        if not self._do_transform or not self.blocks:
+            return np.zeros(tuple(int(s) for s in spatial_shape), bool)
+        return ~box_union(spatial_shape, self._block_rows)
 
     def apply_draw(self, img):
         """Out-paint a checked ``img`` as last drawn (``img`` itself when the draw said no)."""

@@ -49,6 +49,9 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         nonlinear_prob: probability of the non-linear intensity curve. Defaults to 0.9.
         paint_prob: probability of painting. Defaults to 0.9.
         inpaint_prob: share of painting done as in-painting, the rest out-painting. Defaults to 0.2.
+        painted_key: None (the default: nothing extra is computed), or a key (one per entry of
+            ``keys``) receiving a (1, H, W, D) bool mask of the voxels painting replaced by noise
+            (all False when the cube is not painted), for restoration metrics on held-out cubes.
         allow_missing_keys: don't raise when a key is missing.
     """
 
@@ -63,6 +66,7 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
         nonlinear_prob: float = NONLINEAR_PROB,
         paint_prob: float = PAINT_PROB,
         inpaint_prob: float = INPAINT_PROB,
+        painted_key: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -72,6 +76,12 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
             raise ValueError(f"target_key needs one key per entry of keys {self.keys}, got {self.target_keys}.")
         if set(self.target_keys) & set(self.keys):
             raise ValueError(f"target_key {self.target_keys} must differ from keys {self.keys}.")
+        self.painted_keys = None if painted_key is None else ensure_tuple(painted_key)
+        if self.painted_keys is not None and len(self.painted_keys) != len(self.keys):
+            raise ValueError(f"painted_key needs one key per entry of keys {self.keys}, got {self.painted_keys}.")
+        if self.painted_keys is not None and set(self.painted_keys) & (set(self.keys) | set(self.target_keys)):
+            raise ValueError(
+                f"painted_key {self.painted_keys} must differ from keys {self.keys} and target_key {self.target_keys}.")
         check_probabilities(
             flip_prob=flip_prob,
             local_shuffle_prob=local_shuffle_prob,
@@ -117,7 +127,8 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
-        for key, target_key in self.key_iterator(d, self.target_keys):
+        painted_keys = self.painted_keys or (None,) * len(self.keys)
+        for key, target_key, painted_key in self.key_iterator(d, self.target_keys, painted_keys):
             original = d[key]
             data = plain(original)  # a MetaTensor's every attribute access and op would go through its dispatch
             self._check(data, key)
@@ -132,4 +143,8 @@ class RandGenesisCorruptiond(RandomizableTransform, MapTransform):
             target = flipped if flipped is not work and img is not flipped else _copy(flipped)
             d[key] = wrap_like(img, original)
             d[target_key] = wrap_like(target, original)
+            if painted_key is not None:
+                spatial = tuple(data.shape[1:])
+                mask = np.zeros(spatial, bool) if self.painter is None else self.painter.painted_mask(spatial)
+                d[painted_key] = wrap_like(mask[None], original)
         return d
