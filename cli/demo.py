@@ -158,6 +158,9 @@ def run_demo(
     threads: int = 1,
     num_workers: int = 1,
     overrides: dict | None = None,
+    finetune_task: str | None = "ncs",
+    num_labeled: int = 4,
+    finetune_settings: dict | None = None,
 ) -> dict:
     """Run the demo and return what it did (paths, counts, metrics with their baselines, throughput).
 
@@ -172,6 +175,12 @@ def run_demo(
             cores slow every convolution down several times.
         num_workers: data loader processes corrupting cubes. Defaults to 1.
         overrides: further bundle settings (e.g. ``{"learning_rate": 0.001}``), for experiments.
+        finetune_task: the target task fine-tuned from the pretrained weights and from scratch on the same
+            few labels ("ncs" or "ncc", :func:`monai_genesis.experiments.finetune_comparison`); None skips it.
+            Defaults to "ncs".
+        num_labeled: labelled training cases of that comparison. Defaults to 4.
+        finetune_settings: further settings of the comparison (``experiments/settings.py`` keys, e.g.
+            ``{"ncs_steps": 2}``).
     """
     import torch
 
@@ -181,6 +190,8 @@ def run_demo(
         raise ValueError(f"--num_cases: the demo needs at least 3 volumes (training, validation, test), got {num_cases!r}.")
     if threads < 1 or num_workers < 0:
         raise ValueError(f"--threads must be >= 1 and --num_workers >= 0, got {threads!r} and {num_workers!r}.")
+    if finetune_task not in (None, "ncs", "ncc"):
+        raise ValueError(f"--finetune_task must be ncs, ncc or None, got {finetune_task!r}.")
     torch.set_num_threads(threads)
     bundle = Path(bundle_dir) if bundle_dir is not None else BUNDLE_DIR
     if not all((bundle / "configs" / c).is_file() for c in DEMO_CONFIGS):
@@ -191,6 +202,13 @@ def run_demo(
     cubes = prepare_demo_data(out, num_cases, seed, timings)
     result = pretrain(out, bundle, minutes, seed, num_workers, overrides)
     timings.update(result.pop("timings"))
+    if finetune_task is not None:
+        from monai_genesis.experiments import finetune_comparison
+
+        t = time.perf_counter()
+        result["finetune"] = finetune_comparison(result["best_checkpoint"], out / "finetune", task=finetune_task,
+                                                 num_labeled=num_labeled, seed=seed, **(finetune_settings or {}))
+        timings["finetune_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
     return {"output_dir": str(out), "num_cases": num_cases, "cubes": cubes, **result, "timings": timings}
 
@@ -229,6 +247,23 @@ def _pretraining_lines(r: dict) -> list[str]:
     ]
 
 
+def _finetune_lines(r: dict) -> list[str]:
+    f = r.get("finetune")
+    if f is None:
+        return []
+    name = {"ncs": "lung nodule segmentation (NCS)", "ncc": "lung nodule false-positive reduction (NCC)"}[f["task"]]
+    score = f["score_name"]
+    baselines = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in f["baselines"].items())
+    return [
+        f"  5. fine-tuned {name} on {f['num_labeled']} labelled cases, same budget and seed for both "
+        f"({r['timings']['finetune_s']:.0f} s):",
+        f"     test {score}: from the pretrained weights {f['pretrained']['score']:.3f}, "
+        f"from scratch {f['scratch']['score']:.3f}; baselines: {baselines}",
+        *[f"     {p}" for p in f["images"]],
+        "     (one seed, a few labels: `genesis experiment` measures this over arms, label budgets and seeds)",
+    ]
+
+
 def _output_lines(r: dict) -> list[str]:
     return [
         "  Images (rows: cubes; columns: corrupted | restored | target, middle axial slice):",
@@ -240,7 +275,7 @@ def _output_lines(r: dict) -> list[str]:
     ]
 
 
-SUMMARY_SECTIONS = [_data_lines, _pretraining_lines, _output_lines]  # a later stage appends its own section
+SUMMARY_SECTIONS = [_data_lines, _pretraining_lines, _finetune_lines, _output_lines]
 
 
 def summary(r: dict) -> str:
@@ -252,8 +287,8 @@ def summary(r: dict) -> str:
 
 
 def demo(output_dir: str = "demo_output", minutes: float = 2.0, num_cases: int = 8, seed: int = 0, bundle_dir=None,
-         threads: int = 1, num_workers: int = 1) -> None:
-    """Pretrain a tiny Models Genesis model on synthetic chest CT and show what it learned.
+         threads: int = 1, num_workers: int = 1, finetune_task: str | None = "ncs", num_labeled: int = 4) -> None:
+    """Pretrain a tiny Models Genesis model on synthetic chest CT, show what it learned, and fine-tune a target task.
 
     Args:
         output_dir: folder for everything the demo writes (default demo_output).
@@ -263,6 +298,9 @@ def demo(output_dir: str = "demo_output", minutes: float = 2.0, num_cases: int =
         bundle_dir: the genesis_pretrain bundle folder (default: the repository's).
         threads: torch threads for training (default 1; the data loader worker uses another core).
         num_workers: data loader processes (default 1).
+        finetune_task: ncs (default) or ncc, fine-tuned from the pretrained weights and from scratch; None skips it.
+        num_labeled: labelled cases of that fine-tuning (default 4).
     """
-    r = run_demo(output_dir, minutes, num_cases, seed, bundle_dir, threads, num_workers)
+    r = run_demo(output_dir, minutes, num_cases, seed, bundle_dir, threads, num_workers,
+                 finetune_task=finetune_task, num_labeled=num_labeled)
     print("\n" + summary(r))

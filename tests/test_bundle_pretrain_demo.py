@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from monai_genesis.cli.demo import run_demo, summary
+from monai_genesis.experiments.settings import PRESETS
 
 SKILL_LINE = re.compile(r"^ *restoration skill: (-?\d+\.\d{3}) \(full corruption, ceiling (-?\d+\.\d{3})\), "
                         r"(-?\d+\.\d{3}) \(without painting\)$", re.M)
@@ -15,7 +16,9 @@ SKILL_LINE = re.compile(r"^ *restoration skill: (-?\d+\.\d{3}) \(full corruption
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
 def test_demo_runs_the_main_job(tmp_path):
-    result = run_demo(output_dir=str(tmp_path / "demo"), minutes=0.001, num_cases=3, num_workers=0)
+    tiny_finetune = {k: v for k, v in PRESETS["tiny"].items() if k.startswith("ncs_")}
+    result = run_demo(output_dir=str(tmp_path / "demo"), minutes=0.001, num_cases=3, num_workers=0,
+                      num_labeled=2, finetune_settings=tiny_finetune)
     assert result["epochs"] >= 1  # the 1-second budget stops training at the first epoch end past it
     assert min(result["cubes"].values()) > 0
     assert result["iterations"] == result["epochs"] * (result["cubes"]["training"] // result["batch_size"])  # drop_last
@@ -45,9 +48,19 @@ def test_demo_runs_the_main_job(tmp_path):
     assert 1 <= torch.load(result["best_checkpoint"], weights_only=True)["epoch"] <= result["epochs"]
     assert 0 <= result["throughput"]["data_fraction"] < 1
 
+    # the fine-tuning stage: both runs from the demo's own checkpoint, scored with the baselines beside them
+    f = result["finetune"]
+    assert f["task"] == "ncs" and f["num_labeled"] == 2 and f["score_name"] == "dice"
+    assert all(0 <= f[arm]["score"] <= 1 for arm in ("scratch", "pretrained"))
+    assert f["baselines"]["all_background_dice"] == 0.0
+    assert f"from the pretrained weights {f['pretrained']['score']:.3f}, from scratch {f['scratch']['score']:.3f}" in text
+    assert "all background dice 0.000" in text and Path(f["images"][0]).stat().st_size > 0
+
 
 def test_demo_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="--minutes"):
         run_demo(output_dir=str(tmp_path), minutes=0)
+    with pytest.raises(ValueError, match="--finetune_task"):
+        run_demo(output_dir=str(tmp_path), finetune_task="liver")
     with pytest.raises(FileNotFoundError, match="--bundle_dir"):
         run_demo(output_dir=str(tmp_path), bundle_dir=str(tmp_path / "nowhere"))
