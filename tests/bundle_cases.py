@@ -1,5 +1,5 @@
 """The smallest training data and tiny overrides for every bundle's train.json, for tests that run each bundle once
-(tracking, bundle errors, the wheel install): the same settings as the bundles' own tests, fewer and smaller volumes."""
+(tracking, bundle errors, the wheel install) and the overrides the bundles' own tests (test_bundle_<short>.py) use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 SEG_TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [16, 16, 16], "batch_size": 4, "num_samples": 2,
             "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0, "channels_last": False}
-# bundle -> overrides of test_bundle_<short>.py (TINY there)
+# bundle -> the tiny overrides of its train / evaluate / inference configs (test_bundle_<short>.py imports them)
 TINY = {
     "genesis_pretrain": {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 4,
                          "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0},

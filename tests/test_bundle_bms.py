@@ -16,6 +16,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 from segmentation_bundles import check_metadata
+from bundle_cases import TINY as BUNDLE_TINY
 
 from monai_genesis.data.brain import make_brain_datalist
 from monai_genesis.networks import UNet3D
@@ -24,9 +25,8 @@ from monai_genesis.phantoms.brain_layouts import write_brats_folders
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_brain_tumor_segmentation"
 CONFIGS = BUNDLE / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
-PATCH = [32, 32, 16]
-TINY = {"device": "cpu", "network_width": 0.125, "cube_size": PATCH, "batch_size": 4, "num_samples": 2,
-        "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0}
+TINY = BUNDLE_TINY["genesis_brain_tumor_segmentation"]  # one home: tests/bundle_cases.py
+PATCH = TINY["cube_size"]
 ALL_MODALITIES = ["FLAIR", "T1w", "T1gd", "T2w"]
 
 

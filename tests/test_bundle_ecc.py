@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from classification_bundles import candidate_workflow, check_metadata_and_network
+from bundle_cases import TINY as BUNDLE_TINY
 
 from monai_genesis.data.candidate_volumes import CandidateDataset, prepare_candidate_volumes, read_split
 from monai_genesis.phantoms.ctpa import write_ctpa_dataset
@@ -17,7 +18,7 @@ from monai_genesis.training.classification import read_submission
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_pe_fpr"
 CONFIGS = BUNDLE / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
-TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 32], "batch_size": 8, "num_workers": 0}
+TINY = BUNDLE_TINY["genesis_pe_fpr"]  # one home: tests/bundle_cases.py
 
 
 @pytest.fixture(scope="module")

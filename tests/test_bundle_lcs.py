@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_cases import TINY as BUNDLE_TINY
 
 from monai_genesis.data.segmentation import lits_datalist
 from monai_genesis.phantoms.layouts import write_lits_layout
@@ -34,8 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'option
 # cases 0-3 training, 100-101 validation, 115-116 test (the §5.1 split by case number); case N % 3 gives the
 # geometry: 0 identity, 1 oblique, 2 feet first
 CASES = (0, 1, 2, 3, 100, 101, 115, 116)
-TINY = {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [16, 16, 16], "batch_size": 4, "num_samples": 2,
-        "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0, "sw_batch_size": 8, "channels_last": False}
+TINY = BUNDLE_TINY["genesis_liver_segmentation"]  # one home: tests/bundle_cases.py
 
 
 @pytest.fixture(scope="module")

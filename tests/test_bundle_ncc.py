@@ -11,6 +11,7 @@ import pytest
 import torch
 from classification_bundles import candidate_workflow, check_metadata_and_network
 from monai.bundle import ConfigWorkflow
+from bundle_cases import TINY as BUNDLE_TINY
 
 from monai_genesis.data.candidate_volumes import prepare_candidate_volumes
 from monai_genesis.phantoms.chest_ct import write_chest_ct_dataset
@@ -19,7 +20,7 @@ from monai_genesis.training.classification import read_submission, roc_auc
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "genesis_lung_nodule_fpr"
 CONFIGS = BUNDLE / "configs"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
-TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 8, "num_workers": 0}
+TINY = BUNDLE_TINY["genesis_lung_nodule_fpr"]  # one home: tests/bundle_cases.py
 # Learning test, calibrated on seeds 0, 1, 2 of this setup (8 scans: 4 training, 1 validation, 3 test;
 # 96 test candidates of which 24 nodules; 6 epochs of balanced draws with 2 negatives per nodule, the
 # lowest-validation-loss checkpoint evaluated): measured test AUCs 0.850, 0.832, 0.759 (10 epochs: 0.850,

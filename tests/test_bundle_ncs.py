@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from bundle_cases import TINY as BUNDLE_TINY
 
 from monai_genesis.data.segmentation import paired_datalist
 from monai_genesis.phantoms.layouts import write_nodule_layout
@@ -27,8 +28,7 @@ from segmentation_bundles import (
 
 BUNDLE = "genesis_lung_nodule_segmentation"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
-TINY = {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [16, 16, 16], "batch_size": 4, "num_samples": 2,
-        "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0, "channels_last": False}
+TINY = BUNDLE_TINY["genesis_lung_nodule_segmentation"]  # one home: tests/bundle_cases.py
 
 
 @pytest.fixture(scope="module")

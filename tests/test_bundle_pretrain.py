@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_cases import TINY as BUNDLE_TINY
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
@@ -26,9 +27,8 @@ CONFIGS = BUNDLE / "configs"
 SCHEMA = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
 SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
 pytestmark = pytest.mark.filterwarnings("ignore:Detected deprecated name 'optional_packages_version'")
-CUBE = (32, 32, 16)
-TINY = {"device": "cpu", "network_width": 0.125, "cube_size": list(CUBE), "batch_size": 4, "num_workers": 0,
-        "cache_rate": 1.0, "val_cache_rate": 1.0}
+TINY = BUNDLE_TINY["genesis_pretrain"]  # one home: tests/bundle_cases.py
+CUBE = tuple(TINY["cube_size"])
 
 
 def write_cubes(root: Path, sections=None, cube_size=CUBE, seed=0) -> Path:
