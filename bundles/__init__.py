@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BUNDLES_ROOT", "RUN_OUTPUTS", "bundle_path", "copy_bundle", "list_bundles"]
+__all__ = ["BUNDLES_ROOT", "RUN_OUTPUTS", "bundle_path", "bundle_workflow", "copy_bundle", "list_bundles"]
 
 BUNDLES_ROOT = Path(__file__).resolve().parent
 # what a run writes inside a bundle folder (.gitignore): never shipped (setup.cfg exclude_package_data) nor copied
@@ -53,3 +54,22 @@ def copy_bundle(name: str, folder: str | os.PathLike) -> Path:
         raise FileExistsError(f"{target}: exists and is not empty; choose another folder or remove it.")
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(*RUN_OUTPUTS), dirs_exist_ok=True)
     return target
+
+
+def bundle_workflow(bundle: str | os.PathLike, configs: Sequence[str], workflow_type: str, logging_file: bool = True,
+                    **overrides):
+    """A MONAI ``ConfigWorkflow`` (not initialised) of ``configs`` (file names in ``configs/``, merged in order).
+
+    Args:
+        bundle: a bundle name (:func:`bundle_path`) or a bundle folder.
+        configs: e.g. ``["train.json", "evaluate.json"]``.
+        workflow_type: "train", "eval" or "infer".
+        logging_file: True uses the bundle's ``configs/logging.conf``; False leaves logging as it is.
+        overrides: top-level config values.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    folder = (Path(bundle) if Path(bundle).is_dir() else bundle_path(str(bundle))) / "configs"
+    return ConfigWorkflow(config_file=[str(folder / c) for c in configs], meta_file=str(folder / "metadata.json"),
+                          logging_file=str(folder / "logging.conf") if logging_file else False,
+                          workflow_type=workflow_type, **overrides)

@@ -15,23 +15,12 @@ import json
 import time
 from pathlib import Path
 
-BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "genesis_pretrain"
+from monai_genesis.bundles import bundle_path, bundle_workflow
+
+BUNDLE_DIR = bundle_path("genesis_pretrain")
 DEMO_CONFIGS = ("train.json", "tiny.json", "demo.json")
 DEMO_CUBE_SIZE = (32, 32, 16)  # tiny.json's cube size
 VOLUME_SHAPE = (128, 128, 96)
-
-
-def _workflow(bundle_dir: Path, configs, workflow_type: str, **overrides):
-    from monai.bundle import ConfigWorkflow
-
-    config_dir = bundle_dir / "configs"
-    return ConfigWorkflow(
-        config_file=[str(config_dir / c) for c in configs],
-        meta_file=str(config_dir / "metadata.json"),
-        logging_file=str(config_dir / "logging.conf"),
-        workflow_type=workflow_type,
-        **overrides,
-    )
 
 
 def prepare_demo_data(out: Path, num_cases: int, seed: int, timings: dict) -> dict:
@@ -99,7 +88,7 @@ def pretrain(out: Path, bundle: Path, minutes: float, seed: int, num_workers: in
     common = {"bundle_root": str(out), "dataset_dir": str(out / "cubes"), "ckpt_dir": str(out / "models"),
               "output_dir": str(out / "tensorboard"), "seed": seed, "device": "cpu", "num_workers": num_workers,
               **(overrides or {})}
-    train = _workflow(bundle, DEMO_CONFIGS, "train", epochs=100000,
+    train = bundle_workflow(bundle, DEMO_CONFIGS, "train", epochs=100000,
                       png_dir=str(out / "restorations" / "validation"), **common)
     train.initialize()
     trainer = train.parser.get_parsed_content("train#trainer")
@@ -114,7 +103,7 @@ def pretrain(out: Path, bundle: Path, minutes: float, seed: int, num_workers: in
     timings["training_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    evaluate = _workflow(bundle, [*DEMO_CONFIGS, "evaluate.json"], "eval",
+    evaluate = bundle_workflow(bundle, [*DEMO_CONFIGS, "evaluate.json"], "eval",
                          png_dir=str(out / "restorations" / "test"), **{**common, "output_dir": str(out / "evaluation")})
     evaluate.initialize()
     evaluator = evaluate.parser.get_parsed_content("validate#evaluator")
