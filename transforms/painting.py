@@ -79,12 +79,14 @@ def _blocks(state: np.random.RandomState, spatial_shape, side_range, count: int)
     """(count, 6) int64 rows (corner, size): each side uniform in ``side_range(s)``, each corner uniform with MARGIN voxels to the border."""
     if count == 0:
         return np.zeros((0, 6), np.int64)
-    shape = np.array(spatial_shape, np.int64)
-    lo, hi = (np.array(v, np.int64) for v in zip(*(side_range(int(s)) for s in spatial_shape)))
-    u = state.random_sample((2, count, len(spatial_shape)))  # one draw for all sides and corners
-    sizes = lo + (u[0] * (hi - lo + 1)).astype(np.int64)
-    corners = MARGIN + (u[1] * (shape - sizes - 2 * MARGIN + 1)).astype(np.int64)
-    return np.concatenate([corners, sizes], axis=1)
+    shape = [int(s) for s in spatial_shape]
+    ranges = [side_range(s) for s in shape]
+    u_sizes, u_corners = state.random_sample((2, count, len(shape))).tolist()  # one draw for all sides and corners
+    rows = []  # plain Python: a handful of numbers, where numpy's per-call overhead would dominate
+    for us, uc in zip(u_sizes, u_corners):
+        sizes = [lo + int(u * (hi - lo + 1)) for u, (lo, hi) in zip(us, ranges)]
+        rows.append([MARGIN + int(u * (s - b - 2 * MARGIN + 1)) for u, s, b in zip(uc, shape, sizes)] + sizes)
+    return np.array(rows, np.int64)
 
 
 def box_union(spatial_shape, blocks) -> np.ndarray:
@@ -139,7 +141,7 @@ class _RandPainting(RandomizableTransform):
         if self._do_transform:
             if data is None:
                 raise ValueError(f"{type(self).__name__}.randomize needs the spatial shape of the image.")
-            self._block_rows = self._draw_blocks(tuple(int(s) for s in data))
+            self._block_rows = self._draw_blocks(data)
             self.blocks = [(tuple(row[:3]), tuple(row[3:])) for row in self._block_rows.tolist()]
             self._noise_key = _draw_key(self.R)
 
