@@ -277,6 +277,9 @@ def test_demo_with_too_few_volumes(monkeypatch, capsys):
     code, lines = genesis(monkeypatch, capsys, "demo", "--num_cases", "2")
     assert code == 2 and lines == [
         "genesis: error: --num_cases: the demo needs at least 3 volumes (training, validation, test), got 2."]
+    code, lines = genesis(monkeypatch, capsys, "demo", "--overrides", "val_interval")
+    assert code == 2 and lines == [
+        "genesis: error: --overrides must be a JSON object of bundle settings, got 'val_interval'."]
 
 
 def test_genesis_debug_keeps_the_traceback(tmp_path, monkeypatch):
