@@ -8,7 +8,7 @@ and ``result.json`` (the held-out test metrics, iterations, cubes/s). Training t
 validation, so on a busy machine compare iterations and cubes/s, not wall-clock. Examples:
 
     python benchmarks/pretrain_skill_curve.py                      # the demo's setting and budget
-    python benchmarks/pretrain_skill_curve.py --minutes 15 --set '{"val_interval": 4}'   # the longer run
+    python benchmarks/pretrain_skill_curve.py --minutes 30 --set '{"val_interval": 4}'   # the longer run
     python benchmarks/pretrain_skill_curve.py --output_dir sgd --set '{"learning_rate": 1.0, \
 "optimizer": {"_target_": "torch.optim.SGD", "params": "$@network.parameters()", "lr": "@learning_rate", "momentum": 0.9}}'
 """

@@ -7,7 +7,7 @@ baseline (skill, with and without painting), plots the validation skill against 
 saves corrupted / restored / target images. Example:
 
     genesis demo --output_dir demo_output             # 5 minutes of pretraining, then NCS fine-tuning
-    genesis demo --minutes 15 --overrides '{"val_interval": 4}'   # the longer run of the bundle docs
+    genesis demo --minutes 30 --overrides '{"val_interval": 4}'   # the longer run of the bundle docs
 """
 
 from __future__ import annotations
