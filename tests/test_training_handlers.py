@@ -8,6 +8,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from monai_genesis.training.early_stopping import ResumableEarlyStopHandler
+from monai_genesis.training import image_grid
 from monai_genesis.training.image_grid import RestorationImageHandler, restoration_grid, save_grid_png
 from monai_genesis.training.throughput import ThroughputHandler
 
@@ -37,7 +38,7 @@ def test_grid_png_keeps_the_pixels_under_a_labelled_header(tmp_path):
     assert png[:header, :, :3].min() < 0.5  # dark text in the header
 
 
-def test_restoration_image_handler_first_batch_only(tmp_path):
+def test_restoration_image_handler_first_batch_only(tmp_path, monkeypatch):
     batches = [torch.rand(2, 1, 8, 8, 4) for _ in range(3)]
     engine = Engine(lambda e, b: {"image": b, "pred": b * 0.5, "label": b})
 
@@ -56,6 +57,15 @@ def test_restoration_image_handler_first_batch_only(tmp_path):
     assert [i[2] for i in Writer.images] == [1, 2]  # one grid per run epoch, from its first batch
     assert Writer.images[0][1] == (1, 2 * 9 - 1, 3 * 9 - 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["val_epoch0001.png", "val_epoch0002.png"]
+
+    titles = []
+    monkeypatch.setattr(image_grid, "save_grid_png", lambda grid, path, title=None: titles.append(title) or str(path))
+    for title, expected in ((None, ["epoch 1, middle axial slices"]), ("test cubes", ["test cubes"])):
+        titles.clear()
+        engine = Engine(lambda e, b: {"image": b, "pred": b, "label": b})
+        RestorationImageHandler(png_dir=tmp_path, tag="t", title=title).attach(engine)
+        engine.run(batches, max_epochs=1)
+        assert titles == expected
 
 
 def test_throughput_measures_data_wait():

@@ -103,6 +103,8 @@ class RestorationImageHandler:
         output_transform: engine output -> (corrupted, restored, target); default reads the
             ``image``, ``pred`` and ``label`` entries of MONAI engine outputs.
         summary_writer: an existing ``SummaryWriter`` to use instead of ``log_dir``.
+        title: header of each PNG; default "epoch <N>, middle axial slices" (a standalone evaluation
+            has no training epoch to show, so evaluate.json names what it evaluates instead).
     """
 
     def __init__(
@@ -113,7 +115,9 @@ class RestorationImageHandler:
         max_items: int = 4,
         output_transform: Callable = from_engine(["image", "pred", "label"]),
         summary_writer=None,
+        title: str | None = None,
     ) -> None:
+        self.title = title
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.png_dir = None if png_dir is None else os.fspath(png_dir)
         self.tag = tag
@@ -140,4 +144,4 @@ class RestorationImageHandler:
             self._writer.flush()
         if self.png_dir is not None:
             png = os.path.join(self.png_dir, f"{self.tag}_epoch{epoch:04d}.png")
-            self.last_png = save_grid_png(grid, png, title=f"epoch {epoch}, middle axial slices")
+            self.last_png = save_grid_png(grid, png, title=self.title or f"epoch {epoch}, middle axial slices")
