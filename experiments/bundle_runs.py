@@ -21,10 +21,9 @@ import torch
 from monai_genesis import bundles as workflows
 from monai_genesis.experiments.arms import PRETRAINING_ARMS
 
-BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
-NCS_BUNDLE = BUNDLES / "genesis_lung_nodule_segmentation"
-NCC_BUNDLE = BUNDLES / "genesis_lung_nodule_fpr"
-PRETRAIN_BUNDLE = BUNDLES / "genesis_pretrain"
+NCS_BUNDLE = workflows.bundle_path("genesis_lung_nodule_segmentation")
+NCC_BUNDLE = workflows.bundle_path("genesis_lung_nodule_fpr")
+PRETRAIN_BUNDLE = workflows.bundle_path("genesis_pretrain")
 FROC_CHANCE_DRAWS = 20  # random rankings averaged for the FROC baseline
 
 

@@ -7,18 +7,19 @@ import json
 from pathlib import Path
 
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
-SEG_TINY = {"device": "cpu", "network_width": 0.125, "cube_size": [16, 16, 16], "batch_size": 4, "num_samples": 2,
+TINY_WIDTH = 0.125  # every bundle's tiny network
+SEG_TINY = {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [16, 16, 16], "batch_size": 4, "num_samples": 2,
             "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0, "channels_last": False}
 # bundle -> the tiny overrides of its train / evaluate / inference configs (test_bundle_<short>.py imports them)
 TINY = {
-    "genesis_pretrain": {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 4,
+    "genesis_pretrain": {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [32, 32, 16], "batch_size": 4,
                          "num_workers": 0, "cache_rate": 1.0, "val_cache_rate": 1.0},
     "genesis_lung_nodule_segmentation": SEG_TINY,
     "genesis_liver_segmentation": {**SEG_TINY, "sw_batch_size": 8},
     "genesis_brain_tumor_segmentation": {**SEG_TINY, "cube_size": [32, 32, 16]},
-    "genesis_lung_nodule_fpr": {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 16], "batch_size": 8,
+    "genesis_lung_nodule_fpr": {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [32, 32, 16], "batch_size": 8,
                                 "num_workers": 0},
-    "genesis_pe_fpr": {"device": "cpu", "network_width": 0.125, "cube_size": [32, 32, 32], "batch_size": 8,
+    "genesis_pe_fpr": {"device": "cpu", "network_width": TINY_WIDTH, "cube_size": [32, 32, 32], "batch_size": 8,
                        "num_workers": 0},
 }
 BUNDLES = sorted(TINY)

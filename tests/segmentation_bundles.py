@@ -11,16 +11,17 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
+from bundle_cases import BUNDLES_DIR, SEG_TINY
+
 from monai_genesis.networks import UNet3D
 
-BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 SCHEMA = Path(__file__).resolve().parent / "fixtures" / "meta_schema_20220324.json"
 SCHEMA_MD5 = "662135097106b71067cd1fc657f8720f"
-TINY_WIDTH = 0.125
+TINY_WIDTH = SEG_TINY["network_width"]  # the one home: bundle_cases
 
 
 def configs(bundle: str) -> Path:
-    return BUNDLES / bundle / "configs"
+    return BUNDLES_DIR / bundle / "configs"
 
 
 def workflow(bundle: str, files, workflow_type: str, root: Path, data: Path, **overrides) -> ConfigWorkflow:

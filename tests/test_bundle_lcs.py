@@ -19,7 +19,6 @@ from monai_genesis.data.segmentation import lits_datalist
 from monai_genesis.phantoms.layouts import write_lits_layout
 from segmentation_bundles import (
     check_pretrained_initialisation,
-    TINY_WIDTH,
     all_foreground_dice,
     configs,
     assert_raised_from,

@@ -6,7 +6,6 @@ import json
 import logging
 import re
 
-import numpy as np
 import pytest
 import torch
 from bundle_cases import TINY as BUNDLE_TINY
@@ -15,7 +14,6 @@ from monai_genesis.data.segmentation import paired_datalist
 from monai_genesis.phantoms.layouts import write_nodule_layout
 from segmentation_bundles import (
     check_pretrained_initialisation,
-    TINY_WIDTH,
     all_foreground_dice,
     assert_raised_from,
     assert_same_geometry,
