@@ -10,9 +10,10 @@ measured in the same run, so that ratios, not absolute numbers, carry over betwe
 - each step alone (probability 1) on each input type, and the batched torch form;
 The headline rows (the corruption on each input type, the chain, the reference pipeline) are
 measured in turn, round after round, each on the same cubes from a restarted seed.
-- peers: the reference algorithm as Python loops (restated from ``docs/method.md`` §2), and MONAI's
-  ``RandCoarseShuffle(holes=10000, spatial_size=1, max_spatial_size=(6, 6, 3))``, the closest MONAI
-  building block to local pixel shuffling.
+- peers: the reference algorithm as Python loops (restated from ``docs/method.md`` §2, with its
+  curve table built as the reference builds it: Bernstein polynomials at 100,000 parameters, then
+  sorted), and MONAI's ``RandCoarseShuffle(holes=10000, spatial_size=1, max_spatial_size=(6, 6,
+  3))``, the closest MONAI building block to local pixel shuffling.
 Goals (one core): >= 800 cubes/s on torch and MetaTensor input, >= 700 cubes/s for the bundle's
 chain including the shard read, each >= 50x the reference pipeline loops of the same run.
 
@@ -43,7 +44,6 @@ from monai_genesis.transforms import (
     RandLocalPixelShuffle,
     RandNonLinearIntensity,
     RandOutPainting,
-    bezier_table,
 )
 
 TRAIN_CONFIG = os.path.join(os.path.dirname(__file__), "..", "bundles", "genesis_pretrain", "configs", "train.json")
@@ -63,18 +63,30 @@ def _reference_local_shuffle(x, rng):
     return out
 
 
+def _reference_curve_table(rng):
+    """The reference's intensity table: the Bezier curve from Bernstein polynomials at 100,000 parameters, sorted."""
+    control = np.array([[0.0, 0.0], [rng.random(), rng.random()], [rng.random(), rng.random()], [1.0, 1.0]])
+    t = np.linspace(0.0, 1.0, 100_000)
+    # Bernstein basis in the reference's order: the curve runs from the last control point to the first.
+    basis = np.array([c * t ** (3 - i) * (1 - t) ** i for i, c in enumerate((1, 3, 3, 1))])
+    xs, ys = control[:, 0] @ basis, control[:, 1] @ basis
+    if rng.random() < 0.5:
+        return np.sort(xs), ys  # inverted: y in the order of the curve from (1, 1) to (0, 0)
+    return np.sort(xs), np.sort(ys)
+
+
 def _reference_pipeline(x, rng):
-    """The reference algorithm with its loops and 100,000-point table (random.Random draws)."""
+    """The reference algorithm as the reference runs it: Python loops, numpy views, its 100,000-point table (random.Random draws)."""
     y = x.copy()
     for _ in range(3):  # flip
         if rng.random() >= 0.4:
             break
         axis = rng.choice([0, 1, 2])
-        x, y = np.flip(x, axis).copy(), np.flip(y, axis).copy()
+        x, y = np.flip(x, axis), np.flip(y, axis)
     if rng.random() < 0.5:
         x = _reference_local_shuffle(x, rng)
     if rng.random() < 0.9:
-        xs, ys = bezier_table([rng.random() for _ in range(4)], rng.random() < 0.5, 100_000)
+        xs, ys = _reference_curve_table(rng)
         x = np.interp(x, xs, ys)
     if rng.random() < 0.9:
         _, h, w, d = x.shape

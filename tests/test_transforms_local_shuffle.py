@@ -61,6 +61,28 @@ def test_single_box_preserves_its_multiset_and_nothing_else_changes():
         np.testing.assert_array_equal(out[1].ravel(), img[1].ravel()[moved])  # one permutation for all channels
 
 
+def test_boxes_over_65536_voxels_are_permuted_uniformly():
+    """A box of more than 2**16 voxels (drawn with 32-bit words, unlike smaller boxes): one segment, its values permuted."""
+    n = 70_000
+    img = np.arange(n, dtype=np.float32).reshape(1, n, 1, 1)
+    t = RandLocalPixelShuffle(prob=1.0, num_blocks=1, max_block_size=(n, 1, 1))
+    for seed in range(200):  # a side above 65,536 is drawn with probability 1 - 65536 / 70000
+        changed = np.flatnonzero(t.set_random_state(seed)(img).ravel() != img.ravel())
+        if changed.size > 65_536:
+            break
+    else:
+        pytest.fail("no box over 65,536 voxels in 200 draws")
+    out = t.set_random_state(seed)(img).ravel()
+    lo, hi = changed.min(), changed.max() + 1
+    np.testing.assert_array_equal(np.sort(out[lo:hi]), img.ravel()[lo:hi])  # only moved within the box
+    np.testing.assert_array_equal(out[:lo], img.ravel()[:lo])
+    np.testing.assert_array_equal(out[hi:], img.ravel()[hi:])
+    side = hi - lo
+    assert hi - lo - changed.size < 10  # a uniform permutation fixes about one voxel
+    displacement = np.abs(out[lo:hi] - np.arange(lo, hi)).mean() / side
+    assert abs(displacement - 1 / 3) < 0.01  # mean |i - pi(i)| / n of a uniform permutation is about 1/3
+
+
 def _expected_2x2_law():
     """P(permutation of a 2 x 2 x 1 cube) after one box of sides uniform in {1, 2} x {1, 2} x {1}, uniformly permuted."""
     perms = list(itertools.permutations(range(4)))

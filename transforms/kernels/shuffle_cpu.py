@@ -2,10 +2,13 @@
 
 The rule is sequential by nature: each box permutes voxels of the *unshuffled* input and later
 boxes overwrite earlier ones, so the kernel runs it as a loop. The plan is the number of boxes,
-the largest side per axis and a 64-bit seed; every random number comes from a SplitMix64 stream
+the largest side per axis and a 64-bit seed; every random number comes from one SplitMix64 stream
 started at the seed, as unbiased bounded integers (Lemire's method): per box its sides (uniform in
-1 .. largest side), its corner (uniform over the places where it fits), then a Fisher-Yates
-permutation of its voxels.
+1 .. largest side) and its corner (uniform over the places where it fits), then for every box a
+Fisher-Yates permutation of its voxels. SplitMix64's k-th output depends only on seed + k, so the
+random words of each phase are filled in one vectorisable pass before the loop that uses them:
+two 32-bit words per output for the sides and corners, four 16-bit words per output for the
+Fisher-Yates steps (a box of more than 2**16 voxels draws 32 bits from the stream per step).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO32 = np.uint64(0x100000000)
+_LOW16 = np.uint64(0xFFFF)
+_TWO16 = np.uint64(0x10000)
+_NARROW_BOX = 1 << 16  # boxes of up to this many voxels are permuted with 16-bit words
 
 
 @numba.njit(cache=True, nogil=True)
@@ -40,20 +46,37 @@ def _next(state):  # pragma: no cover - compiled; SplitMix64: (new state, 64 ran
 
 
 @numba.njit(cache=True, nogil=True)
-def _bounded(state, spare, have_spare, bound):  # pragma: no cover - compiled
-    """A uniform integer in [0, bound) (bound < 2**32); each 64-bit draw serves two 32-bit words."""
-    if have_spare:
-        r, have_spare = spare, False
-    else:
-        state, z = _next(state)
-        r, spare, have_spare = z >> np.uint64(32), z & _LOW32, True
-    m = r * bound  # Lemire: the high 32 bits of m are uniform in [0, bound) ...
+def _fill(state, words):  # pragma: no cover - compiled; the stream's next words.size outputs, and the new state
+    for k in range(words.size):  # output k depends on k alone: one vectorisable pass
+        z = state + np.uint64(k + 1) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        words[_U(k)] = z ^ (z >> np.uint64(31))
+    return state + np.uint64(words.size) * _GOLDEN
+
+
+@numba.njit(cache=True, nogil=True)
+def _bounded32(word, state, bound):  # pragma: no cover - compiled
+    """(new state, uniform in [0, bound)) for bound < 2**32 from a 32-bit ``word``; redraws use the stream."""
+    m = np.uint64(word) * bound  # Lemire: the high 32 bits of m are uniform in [0, bound) ...
     if (m & _LOW32) < bound:  # ... once the rare values that would bias them are redrawn
         threshold = (_TWO32 - bound) % bound
         while (m & _LOW32) < threshold:
             state, z = _next(state)
             m = (z >> np.uint64(32)) * bound
-    return state, spare, have_spare, m >> np.uint64(32)
+    return state, m >> np.uint64(32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _bounded16(word, state, bound):  # pragma: no cover - compiled
+    """(new state, uniform in [0, bound)) for bound <= 2**16 from a 16-bit ``word``; redraws use the stream."""
+    m = np.uint64(word) * bound  # as _bounded32, on 16 bits
+    if (m & _LOW16) < bound:
+        threshold = (_TWO16 - bound) % bound
+        while (m & _LOW16) < threshold:
+            state, z = _next(state)
+            m = (z >> np.uint64(48)) * bound
+    return state, m >> np.uint64(16)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -88,6 +111,41 @@ def _fill_box_offsets(shape_id, s0, s1, my, mz, dst, pool):  # pragma: no cover 
 
 
 @numba.njit(cache=True, nogil=True)
+def _permute_boxes(b0, b1, bases, firsts, sizes, offsets, pool, step_words, step, state, src_of):  # pragma: no cover
+    """Fisher-Yates of boxes b0 .. b1 - 1 (each of at most 2**16 voxels) into src_of, one 16-bit word per step.
+
+    Slot i takes a uniform pick among slots t0 .. i; box voxel offsets[i] then shows pool[i] (at the
+    end slot t0 holds the last one left). Returns the state and the next step word.
+    """
+    for b in range(b0, b1):
+        base, t0, n = bases[_U(b)], firsts[_U(b)], sizes[_U(b)]
+        for i in range(t0 + n - 1, t0, -1):
+            state, r = _bounded16(step_words[_U(step)], state, np.uint64(i - t0 + 1))
+            step += 1
+            pick = _U(t0) + r
+            o = pool[pick]
+            pool[pick] = pool[_U(i)]
+            pool[_U(i)] = o
+            src_of[_U(base + offsets[_U(i)])] = base + o
+        src_of[_U(base + offsets[_U(t0)])] = base + pool[_U(t0)]
+    return state, step
+
+
+@numba.njit(cache=True, nogil=True)
+def _permute_wide_box(base, n, offsets, pool, state, src_of):  # pragma: no cover
+    """:func:`_permute_boxes` for one box of more than 2**16 voxels (its lists at 0 .. n - 1), 32 bits per step from the stream."""
+    for i in range(n - 1, 0, -1):
+        state, z = _next(state)
+        state, r = _bounded32(z >> np.uint64(32), state, np.uint64(i + 1))
+        o = pool[r]
+        pool[r] = pool[_U(i)]
+        pool[_U(i)] = o
+        src_of[_U(base + offsets[_U(i)])] = base + o
+    src_of[_U(base + offsets[0])] = base + pool[0]
+    return state
+
+
+@numba.njit(cache=True, nogil=True)
 def _shuffle(shape, max_block, num_boxes, seed, start, offsets, src_of):  # pragma: no cover - compiled
     """Write into src_of (flat, -1 filled) the source voxel each voxel shows after ``num_boxes`` boxes.
 
@@ -98,7 +156,6 @@ def _shuffle(shape, max_block, num_boxes, seed, start, offsets, src_of):  # prag
     s0, s1 = w * d, d
     mx, my, mz = max(max_block[0], 1), max(max_block[1], 1), max(max_block[2], 1)
     tables = start.size > 0
-    dst = offsets
     # One working copy of the offset lists serves every box: Fisher-Yates ends in a uniform order
     # whatever order it starts from, so a box that starts from the order an earlier box of its
     # shape left is still uniformly permuted, and independently of that earlier box.
@@ -106,38 +163,40 @@ def _shuffle(shape, max_block, num_boxes, seed, start, offsets, src_of):  # prag
     bases = np.empty(num_boxes, np.int32)
     shape_ids = np.empty(num_boxes, np.int32)
     firsts = np.empty(num_boxes, np.int32)
-    lasts = np.empty(num_boxes, np.int32)
-    state = np.uint64(seed)
-    spare, have_spare = np.uint64(0), False
+    sizes = np.empty(num_boxes, np.int32)
+    plan = np.empty(3 * num_boxes, np.uint64)  # six 32-bit words per box
+    state = _fill(np.uint64(seed), plan)
+    plan_words = plan.view(np.uint32)
+    narrow_steps = 0
     for b in range(num_boxes):
-        state, spare, have_spare, rx = _bounded(state, spare, have_spare, np.uint64(mx))
-        state, spare, have_spare, ry = _bounded(state, spare, have_spare, np.uint64(my))
-        state, spare, have_spare, rz = _bounded(state, spare, have_spare, np.uint64(mz))
+        k = 6 * b
+        state, rx = _bounded32(plan_words[_U(k)], state, np.uint64(mx))
+        state, ry = _bounded32(plan_words[_U(k + 1)], state, np.uint64(my))
+        state, rz = _bounded32(plan_words[_U(k + 2)], state, np.uint64(mz))
         bx, by, bz = int(rx) + 1, int(ry) + 1, int(rz) + 1
-        state, spare, have_spare, cx = _bounded(state, spare, have_spare, np.uint64(h - bx + 1))
-        state, spare, have_spare, cy = _bounded(state, spare, have_spare, np.uint64(w - by + 1))
-        state, spare, have_spare, cz = _bounded(state, spare, have_spare, np.uint64(d - bz + 1))
+        state, cx = _bounded32(plan_words[_U(k + 3)], state, np.uint64(h - bx + 1))
+        state, cy = _bounded32(plan_words[_U(k + 4)], state, np.uint64(w - by + 1))
+        state, cz = _bounded32(plan_words[_U(k + 5)], state, np.uint64(d - bz + 1))
         bases[_U(b)] = int(cx) * s0 + int(cy) * s1 + int(cz)
         shape_id = ((bx - 1) * my + by - 1) * mz + bz - 1
         shape_ids[_U(b)] = shape_id
-        t0 = start[_U(shape_id)] if tables else 0
-        firsts[_U(b)] = t0
-        lasts[_U(b)] = t0 + bx * by * bz - 1
-    for b in range(num_boxes):
-        base = bases[_U(b)]
-        t0 = firsts[_U(b)]
-        if not tables:
-            _fill_box_offsets(shape_ids[_U(b)], s0, s1, my, mz, dst, pool)
-        # Fisher-Yates from the top: slot i takes a uniform pick among slots t0 .. i; box voxel
-        # dst[i] then shows pool[i] (at the end slot t0 holds the last one left).
-        for i in range(lasts[_U(b)], t0, -1):
-            state, spare, have_spare, r = _bounded(state, spare, have_spare, np.uint64(i - t0 + 1))
-            pick = _U(t0) + r
-            o = pool[pick]
-            pool[pick] = pool[_U(i)]
-            pool[_U(i)] = o
-            src_of[_U(base + dst[_U(i)])] = base + o
-        src_of[_U(base + dst[_U(t0)])] = base + pool[_U(t0)]
+        firsts[_U(b)] = start[_U(shape_id)] if tables else 0
+        sizes[_U(b)] = bx * by * bz
+        if bx * by * bz <= _NARROW_BOX:
+            narrow_steps += bx * by * bz - 1
+    permutation = np.empty((narrow_steps + 3) // 4, np.uint64)  # a 16-bit word per step of a narrow box
+    state = _fill(state, permutation)
+    step_words = permutation.view(np.uint16)
+    if tables:  # every box shape has a table only when max_block's product is at most 2**16 (narrow boxes)
+        _permute_boxes(0, num_boxes, bases, firsts, sizes, offsets, pool, step_words, 0, state, src_of)
+    else:  # each box's offset list is built in turn, outside the loop of the tabled case
+        step = 0
+        for b in range(num_boxes):
+            _fill_box_offsets(shape_ids[_U(b)], s0, s1, my, mz, offsets, pool)
+            if sizes[_U(b)] <= _NARROW_BOX:
+                state, step = _permute_boxes(b, b + 1, bases, firsts, sizes, offsets, pool, step_words, step, state, src_of)
+            else:
+                state = _permute_wide_box(bases[_U(b)], sizes[_U(b)], offsets, pool, state, src_of)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -158,6 +217,8 @@ def _offset_tables(shape: tuple, max_block: tuple):
     sides = tuple(max(m, 1) for m in max_block)
     if math.prod(m * (m + 1) // 2 for m in sides) > _MAX_TABLE_ENTRIES:
         return np.zeros(0, np.int64), np.empty(math.prod(sides), np.int32)
+    # The entries are at least (product of sides)**2 / 8, so tabled boxes are narrow, as _shuffle assumes.
+    assert math.prod(sides) <= _NARROW_BOX
     return _cached_offsets(shape[1] * shape[2], shape[2], sides)
 
 
