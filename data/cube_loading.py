@@ -95,7 +95,7 @@ class LoadCube(Transform):
             raise ValueError(f"{filename}: expected an (N, H, W, D) shard, got shape {shard.shape} (index {index}).")
         if self.cube_size is not None and tuple(cube.shape) != self.cube_size:
             raise ValueError(f"{filename}: cubes are {tuple(cube.shape)}, expected cube_size {self.cube_size}.")
-        # A float16 copy out of the map, converted by torch: numpy's float16 -> float32 cast is ~10x slower.
+        # A float16 copy out of the map, converted by torch (numpy's float16 -> float32 cast is much slower).
         data = torch.from_numpy(np.array(cube))[None].to(self.dtype)
         # Bookkeeping copied from a template (MONAI's copy_meta_from): the MetaTensor constructor costs
         # more than reading the cube, and every pretraining step reads thousands of them.

@@ -210,7 +210,7 @@ def smooth_noise(shape, rng: np.random.Generator, feature_voxels) -> np.ndarray:
     """Smooth Gaussian random field, zero mean and unit standard deviation (float32).
 
     Built at a coarse resolution and upsampled with separable linear interpolation, which costs a
-    few full-volume passes instead of a full-resolution Gaussian filter (about 4x faster).
+    few full-volume passes instead of a full-resolution Gaussian filter.
 
     Args:
         shape: output shape (X, Y, Z).
