@@ -4,16 +4,14 @@ phantoms, geometry of the written masks, pretrained and scratch initialisation, 
 import csv
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from bundle_cases import TINY as BUNDLE_TINY
+from bundle_cases import torchrun
 
 from monai_genesis.data.segmentation import lits_datalist
 from monai_genesis.phantoms.layouts import write_lits_layout
@@ -125,13 +123,15 @@ def test_two_process_torchrun(tmp_path, lits):
     """multi_gpu_train.json on two CPU processes (gloo): each rank trains on half the cases and validates
     whole volumes on half the validation cases; the metrics are gathered and rank 0 writes the checkpoints."""
     folder = configs(BUNDLE)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-           "--config_file", json.dumps([str(folder / "train.json"), str(folder / "multi_gpu_train.json")]),
-           "--meta_file", str(folder / "metadata.json"), "--logging_file", str(folder / "logging.conf"),
-           "--bundle_root", str(tmp_path / "bundle"), "--dataset_dir", str(lits), "--epochs", "1"]
-    cmd += [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def bundle_args(root):
+        args = ["--config_file", json.dumps([str(folder / "train.json"), str(folder / "multi_gpu_train.json")]),
+                "--meta_file", str(folder / "metadata.json"), "--logging_file", str(folder / "logging.conf"),
+                "--bundle_root", str(root), "--dataset_dir", str(lits), "--epochs", "1"]
+        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
+
+    result, root = torchrun(bundle_args, tmp_path / "bundle")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    latest = torch.load(tmp_path / "bundle" / "models" / "latest.pt", weights_only=True)
+    latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     assert latest["epoch"] == 1 and latest["iteration"] == 1  # 4 training cases / 2 ranks / 2 per batch
     assert np.isfinite(latest["best_metric"]) and not any(k.startswith("module.") for k in latest["model"])

@@ -12,6 +12,7 @@ import torch
 from classification_bundles import candidate_workflow, check_metadata_and_network
 from monai.bundle import ConfigWorkflow
 from bundle_cases import TINY as BUNDLE_TINY
+from bundle_cases import torchrun
 
 from monai_genesis.data.candidate_volumes import prepare_candidate_volumes
 from monai_genesis.phantoms.chest_ct import write_chest_ct_dataset
@@ -136,18 +137,15 @@ def _labels_of(chest, submission) -> np.ndarray:
 
 @pytest.mark.slow
 def test_two_process_torchrun(tmp_path, chest):
-    import os
-    import subprocess
-    import sys
-
-    root = tmp_path / "bundle"
     configs = json.dumps([str(CONFIGS / c) for c in ("train.json", "multi_gpu_train.json")])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
-           "run", "--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"), "--logging_file",
-           str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(chest / "prep"),
-           "--candidates_csv", str(chest / "raw" / "candidates.csv"), "--epochs", "1"]
-    cmd += [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def bundle_args(root):
+        args = ["--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"), "--logging_file",
+                str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(chest / "prep"),
+                "--candidates_csv", str(chest / "raw" / "candidates.csv"), "--epochs", "1"]
+        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
+
+    result, root = torchrun(bundle_args, tmp_path / "bundle")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     # 32 training nodules + 32 negatives per epoch, split over two ranks: 32 // batch 8 = 4 iterations each

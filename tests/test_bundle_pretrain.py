@@ -6,7 +6,6 @@ are marked slow but still take seconds.
 
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from bundle_cases import TINY as BUNDLE_TINY
+from bundle_cases import torchrun
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
@@ -254,15 +254,15 @@ def test_resume_after_kill(tmp_path, cubes):
 @pytest.mark.slow
 def test_two_process_torchrun(tmp_path):
     data = write_cubes(tmp_path / "data", {"training": 4, "validation": 1})  # 16 training cubes
-    root = tmp_path / "bundle"
     configs = json.dumps([str(CONFIGS / c) for c in ("train.json", "multi_gpu_train.json")])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "monai.bundle", "run", "--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"),
-           "--logging_file", str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(data),
-           "--epochs", "1"]
-    cmd += [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+
+    def bundle_args(root):
+        args = ["--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"),
+                "--logging_file", str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(data),
+                "--epochs", "1"]
+        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
+
+    result, root = torchrun(bundle_args, tmp_path / "bundle", timeout=240)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     # each rank saw half of the 16 cubes: 8 // batch 4 = 2 iterations per epoch (one process: 4)
