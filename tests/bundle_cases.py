@@ -104,18 +104,27 @@ def cli_args(settings: dict) -> list:
 TEARDOWN_ABORT = "terminate called without an active exception"
 
 
-def torchrun(bundle_args, root: Path, timeout: int = 300) -> tuple[subprocess.CompletedProcess, Path]:
-    """``python -m torch.distributed.run --nproc_per_node=2 -m monai.bundle run`` with ``bundle_args(root)``.
+def torchrun(configs: Path, root: Path, settings: dict, timeout: int = 300) -> tuple[subprocess.CompletedProcess, Path]:
+    """``monai.bundle run`` of ``configs``' train.json + multi_gpu_train.json on two CPU processes (torchrun).
 
-    Returns the finished process and the bundle root it wrote. A run that wrote its final checkpoint
-    and then lost a rank to the teardown abort above is repeated once in a fresh root; any other
-    failure, and a second abort, is returned as it is.
+    ``settings`` become ``--key value`` pairs (:func:`cli_args`; a "device" entry is dropped: each rank
+    picks its own). Returns the finished process and the bundle root it wrote. A run that wrote its
+    final checkpoint and then lost a rank to the teardown abort above is repeated once in a fresh
+    root; any other failure, and a second abort, is returned as it is.
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run"]
-    result = subprocess.run(launcher + bundle_args(root), capture_output=True, text=True, timeout=timeout, env=env)
+    settings = {k: v for k, v in settings.items() if k != "device"}
+
+    def run(bundle_root: Path) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+               "run", "--config_file", json.dumps([str(configs / "train.json"), str(configs / "multi_gpu_train.json")]),
+               "--meta_file", str(configs / "metadata.json"), "--logging_file", str(configs / "logging.conf"),
+               *cli_args({**settings, "bundle_root": str(bundle_root)})]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+    result = run(root)
     finished = (root / "models" / "latest.pt").is_file()
     if result.returncode != 0 and finished and TEARDOWN_ABORT in result.stdout + result.stderr:
         root = root.with_name(root.name + "_rerun")
-        result = subprocess.run(launcher + bundle_args(root), capture_output=True, text=True, timeout=timeout, env=env)
+        result = run(root)
     return result, root

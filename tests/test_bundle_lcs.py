@@ -122,15 +122,7 @@ def test_learns_the_liver(tmp_path, lits):
 def test_two_process_torchrun(tmp_path, lits):
     """multi_gpu_train.json on two CPU processes (gloo): each rank trains on half the cases and validates
     whole volumes on half the validation cases; the metrics are gathered and rank 0 writes the checkpoints."""
-    folder = configs(BUNDLE)
-
-    def bundle_args(root):
-        args = ["--config_file", json.dumps([str(folder / "train.json"), str(folder / "multi_gpu_train.json")]),
-                "--meta_file", str(folder / "metadata.json"), "--logging_file", str(folder / "logging.conf"),
-                "--bundle_root", str(root), "--dataset_dir", str(lits), "--epochs", "1"]
-        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-
-    result, root = torchrun(bundle_args, tmp_path / "bundle")
+    result, root = torchrun(configs(BUNDLE), tmp_path / "bundle", {**TINY, "dataset_dir": str(lits), "epochs": 1})
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     assert latest["epoch"] == 1 and latest["iteration"] == 1  # 4 training cases / 2 ranks / 2 per batch

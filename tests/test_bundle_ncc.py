@@ -137,15 +137,8 @@ def _labels_of(chest, submission) -> np.ndarray:
 
 @pytest.mark.slow
 def test_two_process_torchrun(tmp_path, chest):
-    configs = json.dumps([str(CONFIGS / c) for c in ("train.json", "multi_gpu_train.json")])
-
-    def bundle_args(root):
-        args = ["--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"), "--logging_file",
-                str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(chest / "prep"),
-                "--candidates_csv", str(chest / "raw" / "candidates.csv"), "--epochs", "1"]
-        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-
-    result, root = torchrun(bundle_args, tmp_path / "bundle")
+    settings = {**TINY, "dataset_dir": str(chest / "prep"), "candidates_csv": str(chest / "raw" / "candidates.csv"), "epochs": 1}
+    result, root = torchrun(CONFIGS, tmp_path / "bundle", settings)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     # 32 training nodules + 32 negatives per epoch, split over two ranks: 32 // batch 8 = 4 iterations each

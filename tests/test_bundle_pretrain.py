@@ -254,15 +254,7 @@ def test_resume_after_kill(tmp_path, cubes):
 @pytest.mark.slow
 def test_two_process_torchrun(tmp_path):
     data = write_cubes(tmp_path / "data", {"training": 4, "validation": 1})  # 16 training cubes
-    configs = json.dumps([str(CONFIGS / c) for c in ("train.json", "multi_gpu_train.json")])
-
-    def bundle_args(root):
-        args = ["--config_file", configs, "--meta_file", str(CONFIGS / "metadata.json"),
-                "--logging_file", str(CONFIGS / "logging.conf"), "--bundle_root", str(root), "--dataset_dir", str(data),
-                "--epochs", "1"]
-        return args + [a for k, v in TINY.items() if k != "device" for a in (f"--{k}", json.dumps(v))]
-
-    result, root = torchrun(bundle_args, tmp_path / "bundle", timeout=240)
+    result, root = torchrun(CONFIGS, tmp_path / "bundle", {**TINY, "dataset_dir": str(data), "epochs": 1}, timeout=240)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     latest = torch.load(root / "models" / "latest.pt", weights_only=True)
     # each rank saw half of the 16 cubes: 8 // batch 4 = 2 iterations per epoch (one process: 4)
